@@ -1,0 +1,185 @@
+//! CSRF protection for every `POST` (and every other unsafe method).
+//!
+//! Each visitor has a random secret in a signed, HttpOnly pre-session cookie; anonymous visitors get
+//! one without any `sessions` row. The form token is HMAC(server key, secret ‖ session public id), so
+//! it is bound to the browser and, once signed in, to the session: a token from another visitor or
+//! another session does not verify. Checked in constant time. A request from another site
+//! (`Sec-Fetch-Site: cross-site`, or an `Origin` that is not ours) is refused before the token is read.
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use base64::Engine;
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::CurrentUser;
+use crate::error::{error_page, AppError};
+
+/// The largest form body accepted anywhere.
+pub const FORM_LIMIT: usize = 16 * 1024;
+
+/// CSRF settings, shared as app data.
+#[derive(Clone)]
+pub struct CsrfConfig {
+    hmac_key: Vec<u8>,
+    cookie_key: Key,
+    cookie_name: String,
+    secure: bool,
+    /// `scheme://host[:port]` of the public URL, for the `Origin` check.
+    origin: String,
+}
+
+impl CsrfConfig {
+    pub fn new(master: &[u8], secure: bool, origin: String) -> Self {
+        let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
+        mac.update(b"dashboard csrf v1");
+        let hmac_key = mac.finalize().into_bytes().to_vec();
+        let cookie_name = if secure { "__Host-dashboard_csrf" } else { "dashboard_csrf" }.to_owned();
+        Self { hmac_key, cookie_key: Key::from(master), cookie_name, secure, origin }
+    }
+
+    /// The token for a visitor's secret and, when signed in, their session's public id.
+    fn token(&self, secret: &str, session_id: Option<&str>) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.hmac_key).expect("HMAC takes keys of any length");
+        mac.update(secret.as_bytes());
+        mac.update(b"|");
+        mac.update(session_id.unwrap_or("").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    fn read_secret(&self, req: &ServiceRequest) -> Option<String> {
+        let cookie = req.cookie(&self.cookie_name)?;
+        let mut jar = CookieJar::new();
+        jar.add_original(cookie);
+        jar.signed(&self.cookie_key).get(&self.cookie_name).map(|c| c.value().to_owned())
+    }
+
+    fn secret_cookie(&self, secret: String) -> Cookie<'static> {
+        let mut jar = CookieJar::new();
+        let cookie = Cookie::build(self.cookie_name.clone(), secret)
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .finish();
+        jar.signed_mut(&self.cookie_key).add(cookie);
+        jar.delta().next().cloned().expect("the cookie was just added")
+    }
+
+    fn cross_site(&self, req: &ServiceRequest) -> bool {
+        let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+        if header("sec-fetch-site") == Some("cross-site") {
+            return true;
+        }
+        matches!(header(header::ORIGIN.as_str()), Some(origin) if origin != self.origin)
+    }
+}
+
+/// The CSRF token to put in this page's forms.
+#[derive(Clone, Debug)]
+pub struct CsrfToken(pub String);
+
+impl FromRequest for CsrfToken {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<CsrfToken>()
+                .cloned()
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("CSRF middleware not installed"))),
+        )
+    }
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// The middleware. It runs inside the guard, so a signed-out request to a protected route is
+/// redirected before any CSRF check, and the signed-in user is known here.
+pub async fn protect(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let config = req
+        .app_data::<web::Data<CsrfConfig>>()
+        .cloned()
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("CSRF config missing")))?;
+    let existing = config.read_secret(&req);
+    let is_new = existing.is_none();
+    let secret = existing.unwrap_or_else(|| crate::util::random_b64(32));
+    let session_id = req.extensions().get::<CurrentUser>().map(|u| u.session_id.clone());
+    let expected = config.token(&secret, session_id.as_deref());
+
+    if is_unsafe(req.method()) {
+        let refuse = |req: ServiceRequest, status: StatusCode, why: &str| {
+            tracing::info!(path = %req.path(), reason = why, "refused an unsafe request");
+            let message = (status == StatusCode::FORBIDDEN)
+                .then_some("This form has expired or did not come from this site. Go back, reload the page and try again.");
+            Ok(req.into_response(error_page(status, message)).map_into_right_body())
+        };
+        if config.cross_site(&req) {
+            return refuse(req, StatusCode::FORBIDDEN, "cross-site");
+        }
+        let supplied = if req.path().starts_with("/cloud/") {
+            req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        } else {
+            match read_form_field(&mut req, "csrf_token").await {
+                Ok(v) => v,
+                Err(status) => return refuse(req, status, "unreadable body"),
+            }
+        };
+        let valid = !is_new
+            && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+        if !valid {
+            return refuse(req, StatusCode::FORBIDDEN, "missing or invalid CSRF token");
+        }
+    }
+
+    req.extensions_mut().insert(CsrfToken(expected));
+    let mut res = next.call(req).await?;
+    if is_new {
+        let _ = res.response_mut().add_cookie(&config.secret_cookie(secret));
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// Reads the (form) body, at most [`FORM_LIMIT`] bytes, finds `field`, and puts the body back for
+/// the handler.
+async fn read_form_field(req: &mut ServiceRequest, field: &str) -> Result<Option<String>, StatusCode> {
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()) {
+        if len > FORM_LIMIT {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    }
+    let mut payload = req.take_payload();
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| StatusCode::BAD_REQUEST)?;
+        if body.len() + chunk.len() > FORM_LIMIT {
+            return Err(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let value = if is_form {
+        url::form_urlencoded::parse(&body).find(|(k, _)| k == field).map(|(_, v)| v.into_owned())
+    } else {
+        None
+    };
+    req.set_payload(Payload::from(body));
+    Ok(value)
+}

@@ -1,0 +1,45 @@
+//! The guard: every route of the session scope needs a live session, except the public ones.
+
+use actix_identity::IdentityExt;
+use actix_session::SessionExt;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpResponse};
+
+use crate::session::LiveSession;
+
+/// Routes of the session scope anyone may reach. (`/healthz`, `/readyz` and `/static/…` are outside
+/// the session scope altogether.)
+pub const PUBLIC_PATHS: &[&str] = &["/login", "/setup"];
+
+/// Puts the signed-in user into the request, or answers `303` to `/login?next=…` without running
+/// the handler. Runs inside the session and identity middleware, outside CSRF.
+pub async fn require_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let live = req.get_identity().ok().and_then(|_| LiveSession::from_session(&req.get_session()));
+    let signed_in = live.is_some();
+    if let Some(live) = live {
+        req.extensions_mut().insert(live);
+    } else if !PUBLIC_PATHS.contains(&req.path()) {
+        let target = match req.query_string() {
+            "" => req.path().to_owned(),
+            q => format!("{}?{q}", req.path()),
+        };
+        let location = format!("/login?next={}", url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>());
+        let res = HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+        return Ok(req.into_response(res).map_into_right_body());
+    }
+    let mut res = next.call(req).await?;
+    // Pages of this scope are personal (or carry a CSRF token): never cached.
+    if signed_in || !res.headers().contains_key(header::CACHE_CONTROL) {
+        res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(res.map_into_left_body())
+}

@@ -1,0 +1,282 @@
+//! The command line: `serve`, `migrate`, `user …`, `sessions …`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use diesel::Connection as _;
+
+use crate::auth::password::{check_policy, hash_blocking};
+use crate::config::Settings;
+use crate::db::{sessions, users, DbConn};
+use crate::session::pruner;
+use crate::startup::{open_database, Application};
+use crate::util::{format_ms, now_ms};
+
+#[derive(Parser)]
+#[command(name = "dashboard", version, about = "Sign-in and database-backed sessions for a server-rendered dashboard")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default): migrate the database, then serve on DASHBOARD_LISTEN.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and end sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (default role `user`).
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
+        role: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Set a new password; ends all of that user's sessions.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Change the role; takes effect on the user's next request.
+    Role {
+        name: String,
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
+    /// Disable a user: ends all of their sessions and blocks sign-in.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// One line per user: name, role, status, last sign-in.
+    List,
+}
+
+#[derive(Args)]
+struct PasswordInput {
+    /// Read the password from one line of standard input instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// One line per live session: public id, user, created, last seen, expires, IP, user agent.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End sessions: one by public id, all of a user's, or all.
+    Revoke {
+        #[arg(long, conflicts_with_all = ["user", "all"], required_unless_present_any = ["user", "all"])]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "all")]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete expired sessions now (for cron).
+    Prune,
+}
+
+/// Parses the command line and runs it; errors go to standard error with exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(settings.log_format);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => migrate(&settings),
+        Command::User(cmd) => with_conn(&settings, |conn| user(conn, &settings, cmd)),
+        Command::Sessions(cmd) => with_conn(&settings, |conn| sessions_cmd(conn, cmd)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let listen = settings.listen;
+        let app = Application::build(settings).await?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{}:{}", listen.ip(), app.port())?;
+        if let Some(url) = app.setup_url() {
+            writeln!(out, "no users yet: create the first admin at {url}")?;
+        }
+        out.flush()?;
+        drop(out);
+        app.run_until_stopped().await?;
+        Ok(())
+    })
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let pool = crate::db::connect(&settings.database)?;
+    let applied = crate::db::migrate(&mut *pool.get()?)?;
+    println!("applied {applied} migrations");
+    Ok(())
+}
+
+fn with_conn(settings: &Settings, f: impl FnOnce(&mut DbConn) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let pool = open_database(settings)?;
+    let mut conn = pool.get()?;
+    f(&mut conn)
+}
+
+fn find_user(conn: &mut DbConn, raw: &str) -> anyhow::Result<users::User> {
+    let name = users::normalize_username(raw).map_err(|why| anyhow::anyhow!("{why}"))?;
+    users::find_by_username(conn, &name)?.ok_or_else(|| anyhow::anyhow!("no user named `{name}`"))
+}
+
+/// A new password: one line of standard input, or typed twice without echo.
+fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        return Ok(line.strip_suffix('\r').unwrap_or(line).to_owned());
+    }
+    anyhow::ensure!(std::io::stdin().is_terminal(), "no terminal to prompt on; use --password-stdin");
+    let first = rpassword::prompt_password("New password: ")?;
+    let second = rpassword::prompt_password("Repeat it: ")?;
+    anyhow::ensure!(first == second, "the two passwords do not match");
+    Ok(first)
+}
+
+fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { name, role, password } => {
+            let name = users::normalize_username(&name).map_err(|why| anyhow::anyhow!("{why}"))?;
+            if users::find_by_username(conn, &name)?.is_some() {
+                anyhow::bail!("the username `{name}` is taken");
+            }
+            let role = users::Role::parse(&role).unwrap_or(users::Role::User);
+            let password = read_new_password(password.password_stdin)?;
+            check_policy(&password, &name, settings.password_min_length).map_err(|why| anyhow::anyhow!("{why}"))?;
+            let hash = hash_blocking(&password)?;
+            match users::create(conn, &name, &hash, role) {
+                Ok(_) => println!("created {role} `{name}`"),
+                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+                    anyhow::bail!("the username `{name}` is taken")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::Passwd { name, password } => {
+            let user = find_user(conn, &name)?;
+            let password = read_new_password(password.password_stdin)?;
+            check_policy(&password, &user.username, settings.password_min_length)
+                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            let hash = hash_blocking(&password)?;
+            let ended = conn.transaction(|conn| {
+                users::set_password_hash(conn, &user.id, &hash)?;
+                sessions::delete_for_user(conn, &user.id)
+            })?;
+            println!("password changed for `{}`; ended {ended} sessions", user.username);
+        }
+        UserCommand::Role { name, role } => {
+            let user = find_user(conn, &name)?;
+            let role = users::Role::parse(&role).unwrap_or(users::Role::User);
+            match users::set_role(conn, &user.username, role)? {
+                users::AdminGuarded::Done => println!("`{}` is now {role}", user.username),
+                users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
+                users::AdminGuarded::LastActiveAdmin => {
+                    anyhow::bail!("`{}` is the last active admin and cannot be demoted", user.username)
+                }
+            }
+        }
+        UserCommand::Disable { name } => {
+            let user = find_user(conn, &name)?;
+            match users::set_disabled(conn, &user.username, true)? {
+                users::AdminGuarded::Done => {
+                    let ended = sessions::delete_for_user(conn, &user.id)?;
+                    println!("disabled `{}`; ended {ended} sessions", user.username);
+                }
+                users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
+                users::AdminGuarded::LastActiveAdmin => {
+                    anyhow::bail!("`{}` is the last active admin and cannot be disabled", user.username)
+                }
+            }
+        }
+        UserCommand::Enable { name } => {
+            let user = find_user(conn, &name)?;
+            users::set_disabled(conn, &user.username, false)?;
+            println!("enabled `{}`", user.username);
+        }
+        UserCommand::List => {
+            for u in users::list(conn)? {
+                let last = u.last_login_at.map_or_else(|| "never".to_owned(), format_ms);
+                println!("{}\t{}\t{}\t{}", u.username, u.role, u.status(), last);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn sessions_cmd(conn: &mut DbConn, cmd: SessionsCommand) -> anyhow::Result<()> {
+    match cmd {
+        SessionsCommand::List { user } => {
+            let user_id = match user {
+                Some(name) => Some(find_user(conn, &name)?.id),
+                None => None,
+            };
+            for (s, username) in sessions::list_live(conn, now_ms(), user_id.as_deref())? {
+                // Tabs and newlines in a user agent would break the one-line-per-session format.
+                let ua: String = s.user_agent.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    s.id,
+                    username,
+                    format_ms(s.created_at),
+                    format_ms(s.last_seen_at),
+                    format_ms(s.idle_expires_at),
+                    s.ip,
+                    ua
+                );
+            }
+        }
+        SessionsCommand::Revoke { id, user, all } => {
+            let ended = if let Some(id) = id {
+                let n = sessions::delete_by_id(conn, &id)?;
+                anyhow::ensure!(n > 0, "no session with id `{id}`");
+                n
+            } else if let Some(name) = user {
+                let user = find_user(conn, &name)?;
+                sessions::delete_for_user(conn, &user.id)?
+            } else if all {
+                sessions::delete_all(conn)?
+            } else {
+                anyhow::bail!("say which sessions: --id ID, --user NAME or --all");
+            };
+            println!("ended {ended} sessions");
+        }
+        SessionsCommand::Prune => {
+            let n = pruner::prune_expired(conn, || {})?;
+            println!("pruned {n} expired sessions");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! One `Settings` struct read from the environment (and `.env`), validated before anything starts.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use base64::Engine;
+use ipnet::IpNet;
+use secrecy::SecretBox;
+
+/// Which database a `DATABASE_URL` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A parsed `DATABASE_URL`.
+#[derive(Clone, Debug)]
+pub struct DatabaseUrl {
+    pub backend: Backend,
+    /// What the driver is given: a file path for SQLite, the URL for PostgreSQL.
+    pub url: String,
+}
+
+impl DatabaseUrl {
+    /// `postgres://…` / `postgresql://…` is PostgreSQL; `sqlite://path` or a bare path is SQLite.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err("it is empty".into());
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            url::Url::parse(raw).map_err(|e| format!("not a valid PostgreSQL URL ({e})"))?;
+            return Ok(Self { backend: Backend::Postgres, url: raw.to_owned() });
+        }
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err("sqlite:// needs a file path".into());
+            }
+            return Ok(Self { backend: Backend::Sqlite, url: path.to_owned() });
+        }
+        if let Some(path) = raw.strip_prefix("sqlite:") {
+            return Ok(Self { backend: Backend::Sqlite, url: path.to_owned() });
+        }
+        if let Some((scheme, _)) = raw.split_once("://") {
+            return Err(format!("unknown scheme `{scheme}` (use postgres://, postgresql://, sqlite:// or a file path)"));
+        }
+        Ok(Self { backend: Backend::Sqlite, url: raw.to_owned() })
+    }
+}
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the program is configured with. Built once, validated, then passed down.
+pub struct Settings {
+    pub database: DatabaseUrl,
+    pub listen: SocketAddr,
+    /// The URL users see; `None` means `http://` + the bound address.
+    pub public_url: Option<url::Url>,
+    pub idle_timeout: Duration,
+    /// `None` when `off`.
+    pub absolute_timeout: Option<Duration>,
+    /// `None` when `off`.
+    pub prune_interval: Option<Duration>,
+    pub login_max_failures: u32,
+    pub login_lockout: Duration,
+    pub password_min_length: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    /// At least 64 bytes; `None` means generated once and kept in the database.
+    pub secret_key: Option<SecretBox<Vec<u8>>>,
+    pub cloud_secret_id: Option<String>,
+    pub cloud_token_url: Option<url::Url>,
+    pub cloud_api_url: Option<url::Url>,
+    pub cloud_required: bool,
+    pub log_format: LogFormat,
+    /// How many sign-ins may hash at once; defaults to the number of cores.
+    pub hash_concurrency: usize,
+}
+
+/// The longest password accepted anywhere (checked before any hashing).
+pub const PASSWORD_MAX_LENGTH: usize = 1024;
+
+impl Settings {
+    /// Reads `.env` (the real environment wins), then the environment.
+    pub fn from_env() -> Result<Self, String> {
+        // A missing .env is normal; a malformed one is an error worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(format!("cannot read .env: {e}")),
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds settings from any variable lookup; every error names the variable.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let var = |name: &str| get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let bad = |name: &str, why: String| format!("invalid {name}: {why}");
+
+        let database = DatabaseUrl::parse(&var("DATABASE_URL").unwrap_or_else(|| "dashboard.db".into()))
+            .map_err(|e| bad("DATABASE_URL", e))?;
+
+        let listen_raw = var("DASHBOARD_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listen = listen_raw
+            .to_socket_addrs()
+            .map_err(|e| bad("DASHBOARD_LISTEN", format!("`{listen_raw}` is not HOST:PORT ({e})")))?
+            .next()
+            .ok_or_else(|| bad("DASHBOARD_LISTEN", format!("`{listen_raw}` resolves to no address")))?;
+
+        let public_url = match var("DASHBOARD_PUBLIC_URL") {
+            None => None,
+            Some(raw) => Some(parse_http_url(&raw).map_err(|e| bad("DASHBOARD_PUBLIC_URL", e))?),
+        };
+
+        let duration = |name: &str, default: &str, allow_off: bool| -> Result<Option<Duration>, String> {
+            let raw = var(name).unwrap_or_else(|| default.to_owned());
+            if raw.eq_ignore_ascii_case("off") {
+                return if allow_off { Ok(None) } else { Err(bad(name, "`off` is not allowed here".into())) };
+            }
+            let d = humantime::parse_duration(&raw)
+                .map_err(|e| bad(name, format!("`{raw}` is not a duration like 90s, 15m or 2h ({e})")))?;
+            if d.is_zero() {
+                return Err(bad(name, "must be longer than zero".into()));
+            }
+            Ok(Some(d))
+        };
+        let idle_timeout = duration("DASHBOARD_SESSION_IDLE_TIMEOUT", "2h", false)?.unwrap_or_default();
+        let absolute_timeout = duration("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "12h", true)?;
+        let prune_interval = duration("DASHBOARD_PRUNE_INTERVAL", "10m", true)?;
+        let login_lockout = duration("DASHBOARD_LOGIN_LOCKOUT", "15m", false)?.unwrap_or_default();
+
+        let number = |name: &str, default: usize, min: usize, max: usize| -> Result<usize, String> {
+            let raw = var(name).unwrap_or_else(|| default.to_string());
+            let n: usize = raw.parse().map_err(|_| bad(name, format!("`{raw}` is not a whole number")))?;
+            if n < min || n > max {
+                return Err(bad(name, format!("{n} is outside {min}..={max}")));
+            }
+            Ok(n)
+        };
+        let login_max_failures = u32::try_from(number("DASHBOARD_LOGIN_MAX_FAILURES", 5, 1, 100)?).unwrap_or(5);
+        let password_min_length = number("DASHBOARD_PASSWORD_MIN_LENGTH", 15, 1, PASSWORD_MAX_LENGTH)?;
+
+        let trusted_proxies = match var("DASHBOARD_TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| bad("DASHBOARD_TRUSTED_PROXIES", format!("`{s}` is not an IP address or CIDR")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let secret_key = match var("DASHBOARD_SECRET_KEY") {
+            None => None,
+            Some(raw) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(raw.as_bytes())
+                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.as_bytes()))
+                    .map_err(|_| bad("DASHBOARD_SECRET_KEY", "not base64".into()))?;
+                if bytes.len() < 64 {
+                    return Err(bad(
+                        "DASHBOARD_SECRET_KEY",
+                        format!("{} bytes; at least 64 random bytes are needed", bytes.len()),
+                    ));
+                }
+                Some(SecretBox::new(Box::new(bytes)))
+            }
+        };
+
+        let cloud_secret_id = var("DASHBOARD_CLOUD_SECRET_ID");
+        let cloud_token_url = match var("DASHBOARD_CLOUD_TOKEN_URL") {
+            None => None,
+            Some(raw) => Some(parse_http_url(&raw).map_err(|e| bad("DASHBOARD_CLOUD_TOKEN_URL", e))?),
+        };
+        let cloud_api_url = match var("DASHBOARD_CLOUD_API_URL") {
+            None => None,
+            Some(raw) => Some(parse_http_url(&raw).map_err(|e| bad("DASHBOARD_CLOUD_API_URL", e))?),
+        };
+        if cloud_secret_id.is_some() && (cloud_token_url.is_none() || cloud_api_url.is_none()) {
+            return Err(bad(
+                "DASHBOARD_CLOUD_SECRET_ID",
+                "cloud access also needs DASHBOARD_CLOUD_TOKEN_URL and DASHBOARD_CLOUD_API_URL".into(),
+            ));
+        }
+        let cloud_required = match var("DASHBOARD_CLOUD_REQUIRED").as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") | Some("0") | Some("no") => false,
+            Some("true") | Some("1") | Some("yes") => true,
+            Some(other) => return Err(bad("DASHBOARD_CLOUD_REQUIRED", format!("`{other}` is not true or false"))),
+        };
+
+        let log_format = match var("DASHBOARD_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(bad("DASHBOARD_LOG_FORMAT", format!("`{other}` is not text or json"))),
+        };
+
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Ok(Self {
+            database,
+            listen,
+            public_url,
+            idle_timeout,
+            absolute_timeout,
+            prune_interval,
+            login_max_failures,
+            login_lockout,
+            password_min_length,
+            trusted_proxies,
+            secret_key,
+            cloud_secret_id,
+            cloud_token_url,
+            cloud_api_url,
+            cloud_required,
+            log_format,
+            hash_concurrency: cores.max(1),
+        })
+    }
+
+    /// Settings for a database URL and everything else at its default (used by tests and commands).
+    pub fn with_database(database_url: &str) -> Result<Self, String> {
+        let url = database_url.to_owned();
+        Self::from_lookup(move |name| (name == "DATABASE_URL").then(|| url.clone()))
+    }
+}
+
+fn parse_http_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(url),
+        "http" | "https" => Err(format!("`{raw}` has no host")),
+        other => Err(format!("scheme `{other}` is not http or https")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.database.backend, Backend::Sqlite);
+        assert_eq!(s.database.url, "dashboard.db");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.idle_timeout, Duration::from_secs(7200));
+        assert_eq!(s.absolute_timeout, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(s.prune_interval, Some(Duration::from_secs(600)));
+        assert_eq!(s.login_max_failures, 5);
+        assert_eq!(s.password_min_length, 15);
+        assert!(!s.cloud_required);
+    }
+
+    #[test]
+    fn database_urls_choose_the_backend() {
+        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().backend, Backend::Postgres);
+        assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend, Backend::Postgres);
+        let s = DatabaseUrl::parse("sqlite://data/x.db").unwrap();
+        assert_eq!((s.backend, s.url.as_str()), (Backend::Sqlite, "data/x.db"));
+        assert!(DatabaseUrl::parse("mysql://h/db").unwrap_err().contains("mysql"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("DASHBOARD_SESSION_IDLE_TIMEOUT", "soon"),
+            ("DASHBOARD_SESSION_IDLE_TIMEOUT", "off"),
+            ("DASHBOARD_PRUNE_INTERVAL", "0s"),
+            ("DASHBOARD_LISTEN", "nowhere"),
+            ("DASHBOARD_PUBLIC_URL", "ftp://x"),
+            ("DASHBOARD_LOGIN_MAX_FAILURES", "-1"),
+            ("DASHBOARD_SECRET_KEY", "c2hvcnQ="),
+            ("DASHBOARD_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("DASHBOARD_LOG_FORMAT", "xml"),
+            ("DASHBOARD_CLOUD_REQUIRED", "maybe"),
+            ("DATABASE_URL", "mysql://h/db"),
+        ] {
+            let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn off_disables_the_absolute_timeout_and_the_pruner() {
+        let s = parse(&[("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "off"), ("DASHBOARD_PRUNE_INTERVAL", "off")]).unwrap();
+        assert_eq!(s.absolute_timeout, None);
+        assert_eq!(s.prune_interval, None);
+    }
+}

@@ -1,0 +1,141 @@
+//! The database: one connection type for SQLite and PostgreSQL, the pool, and migrations.
+//!
+//! Queries are written once against [`DbConn`] (diesel's `MultiConnection`); the few statements whose
+//! SQL differs between the two databases match on the variant, and live next to their callers.
+
+pub mod schema;
+pub mod sessions;
+pub mod settings;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{self as r2d2, R2D2Connection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::{Backend, DatabaseUrl};
+
+/// A connection to either database; which one is decided by `DATABASE_URL` at run time.
+#[derive(diesel::MultiConnection)]
+pub enum DbConn {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// The migrations under `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The connection pool shared by the server, the pruner and the commands.
+pub type Pool = r2d2::Pool<Manager>;
+/// A connection checked out of the pool.
+pub type PooledConn = r2d2::PooledConnection<Manager>;
+
+/// Opens connections of the configured kind. (diesel's own manager would try PostgreSQL and then
+/// fall back to SQLite for any string, turning a mistyped PostgreSQL URL into a stray file.)
+#[derive(Debug)]
+pub struct Manager {
+    database: DatabaseUrl,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConn, Self::Error> {
+        match self.database.backend {
+            Backend::Postgres => diesel::PgConnection::establish(&self.database.url)
+                .map(DbConn::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = diesel::SqliteConnection::establish(&self.database.url)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first: the pragmas after it may themselves wait for a lock.
+                // synchronous=NORMAL is durable in WAL mode except for the last commits on power loss.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConn::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Builds the pool. For SQLite it also turns on WAL (persistent in the file), so readers never wait
+/// for the writer.
+pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
+    let max_size = match database.backend {
+        // Writes serialise on the file lock anyway; a few connections serve the concurrent reads.
+        Backend::Sqlite => 8,
+        Backend::Postgres => 16,
+    };
+    let manager = Manager { database: database.clone() };
+    if database.backend == Backend::Sqlite {
+        let mut conn = r2d2::ManageConnection::connect(&manager)
+            .map_err(|e| anyhow::anyhow!("cannot open the SQLite database `{}`: {e}", database.url))?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    Ok(pool)
+}
+
+/// Applies pending migrations; returns how many were applied. On PostgreSQL an advisory lock makes
+/// instances that start together take turns instead of racing on the same DDL.
+pub fn migrate(conn: &mut DbConn) -> anyhow::Result<usize> {
+    let err = |e| anyhow::anyhow!("migration failed: {e}");
+    match conn {
+        DbConn::Postgres(pg) => {
+            pg.batch_execute("SELECT pg_advisory_lock(7245100093)")?;
+            let result = pg.run_pending_migrations(MIGRATIONS).map(|v| v.len()).map_err(err);
+            pg.batch_execute("SELECT pg_advisory_unlock(7245100093)")?;
+            result
+        }
+        DbConn::Sqlite(sqlite) => sqlite.run_pending_migrations(MIGRATIONS).map(|v| v.len()).map_err(err),
+    }
+}
+
+/// Reverts the most recent migration (used by tests that check `down.sql`).
+pub fn revert_last(conn: &mut DbConn) -> anyhow::Result<()> {
+    let err = |e| anyhow::anyhow!("revert failed: {e}");
+    match conn {
+        DbConn::Postgres(pg) => pg.revert_last_migration(MIGRATIONS).map(|_| ()).map_err(err),
+        DbConn::Sqlite(sqlite) => sqlite.revert_last_migration(MIGRATIONS).map(|_| ()).map_err(err),
+    }
+}
+
+/// Runs `f` with a pooled connection on the blocking thread pool, so neither the checkout nor the
+/// query ever blocks an async worker.
+pub async fn run<T, F>(pool: &Pool, f: F) -> anyhow::Result<T>
+where
+    F: FnOnce(&mut DbConn) -> anyhow::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get().map_err(|e| anyhow::anyhow!("no database connection: {e}"))?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?
+}
+
+/// `SELECT 1`, for `/readyz`.
+pub fn ping(conn: &mut DbConn) -> anyhow::Result<()> {
+    conn.ping()?;
+    Ok(())
+}

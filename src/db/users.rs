@@ -1,0 +1,215 @@
+//! The `users` table.
+
+use diesel::prelude::*;
+
+use super::schema::users;
+use super::DbConn;
+
+/// A user's role. Stored as text (`admin` / `user`), read from the database on every request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub disabled: i32,
+    pub created_at: i64,
+    pub last_login_at: Option<i64>,
+}
+
+impl User {
+    pub fn role(&self) -> Role {
+        Role::parse(&self.role).unwrap_or(Role::User)
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled != 0
+    }
+
+    pub fn status(&self) -> &'static str {
+        if self.is_disabled() {
+            "disabled"
+        } else {
+            "active"
+        }
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+struct NewUser<'a> {
+    id: &'a str,
+    username: &'a str,
+    password_hash: &'a str,
+    role: &'a str,
+    disabled: i32,
+    created_at: i64,
+}
+
+/// Usernames are 1–64 characters of lowercase letters, digits, `.`, `_` and `-`; input is
+/// lowercased first, so `Alice` and `alice` are one account.
+pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
+    let name = raw.trim().to_lowercase();
+    if name.is_empty() {
+        return Err("The username is empty.");
+    }
+    if name.chars().count() > 64 {
+        return Err("The username is longer than 64 characters.");
+    }
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
+        return Err("The username may hold only letters, digits, '.', '_' and '-'.");
+    }
+    Ok(name)
+}
+
+/// Inserts a user; fails with a unique violation when the name is taken.
+pub fn create(conn: &mut DbConn, username: &str, password_hash: &str, role: Role) -> QueryResult<User> {
+    let id = crate::util::random_b64(12);
+    diesel::insert_into(users::table)
+        .values(NewUser {
+            id: &id,
+            username,
+            password_hash,
+            role: role.as_str(),
+            disabled: 0,
+            created_at: crate::util::now_ms(),
+        })
+        .execute(conn)?;
+    users::table.find(&id).select(User::as_select()).first(conn)
+}
+
+pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(users::username.eq(username))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}
+
+pub fn list(conn: &mut DbConn) -> QueryResult<Vec<User>> {
+    users::table.order(users::username.asc()).select(User::as_select()).load(conn)
+}
+
+pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)
+}
+
+pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
+}
+
+/// Outcome of a change that must keep one active admin.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminGuarded {
+    Done,
+    NotFound,
+    LastActiveAdmin,
+}
+
+/// Changes the role; refuses to demote the last active admin.
+pub fn set_role(conn: &mut DbConn, username: &str, role: Role) -> QueryResult<AdminGuarded> {
+    guarded_change(conn, username, role != Role::Admin, |conn, id, keep_admin| {
+        if keep_admin {
+            update_keeping_an_admin(conn, "role = 'user'", id)
+        } else {
+            diesel::update(users::table.find(id)).set(users::role.eq(role.as_str())).execute(conn)
+        }
+    })
+}
+
+/// Disables or enables a user; refuses to disable the last active admin.
+pub fn set_disabled(conn: &mut DbConn, username: &str, disabled: bool) -> QueryResult<AdminGuarded> {
+    guarded_change(conn, username, disabled, |conn, id, keep_admin| {
+        if keep_admin {
+            update_keeping_an_admin(conn, "disabled = 1", id)
+        } else {
+            diesel::update(users::table.find(id)).set(users::disabled.eq(i32::from(disabled))).execute(conn)
+        }
+    })
+}
+
+/// `UPDATE users SET <assignment>` on one user, only while another active admin exists: check and
+/// write in one statement. (diesel's DSL cannot filter an UPDATE by a subquery on the same table,
+/// and the placeholders differ by backend, hence the two spellings.)
+fn update_keeping_an_admin(conn: &mut DbConn, assignment: &'static str, id: &str) -> QueryResult<usize> {
+    use diesel::sql_types::Text;
+    let sql = |p1: &str, p2: &str| {
+        format!(
+            "UPDATE users SET {assignment} WHERE id = {p1} AND EXISTS (SELECT 1 FROM users AS other \
+             WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> {p2})"
+        )
+    };
+    match conn {
+        DbConn::Postgres(pg) => diesel::sql_query(sql("$1", "$2")).bind::<Text, _>(id).bind::<Text, _>(id).execute(pg),
+        DbConn::Sqlite(sqlite) => diesel::sql_query(sql("?", "?")).bind::<Text, _>(id).bind::<Text, _>(id).execute(sqlite),
+    }
+}
+
+/// Runs `update(conn, user_id, keep_admin)`; `keep_admin` is true when the change would take away an
+/// active admin, and the update must then only apply while another active admin exists.
+///
+/// The condition sits in the UPDATE itself. On SQLite that is enough (one writer at a time). On
+/// PostgreSQL two such statements could each see the other admin in their snapshot, so the active
+/// admins' rows are locked first and the second change waits, then sees the first one's result.
+fn guarded_change(
+    conn: &mut DbConn,
+    username: &str,
+    removes_admin: bool,
+    update: impl FnOnce(&mut DbConn, &str, bool) -> QueryResult<usize>,
+) -> QueryResult<AdminGuarded> {
+    let run = |conn: &mut DbConn| {
+        if let DbConn::Postgres(pg) = conn {
+            diesel::sql_query("SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE").execute(pg)?;
+        }
+        let Some(user) = find_by_username(conn, username)? else {
+            return Ok(AdminGuarded::NotFound);
+        };
+        let keep_admin = removes_admin && user.role() == Role::Admin && !user.is_disabled();
+        let changed = update(conn, &user.id, keep_admin)?;
+        Ok(match (changed, keep_admin) {
+            (1, _) => AdminGuarded::Done,
+            (_, true) => AdminGuarded::LastActiveAdmin,
+            _ => AdminGuarded::NotFound,
+        })
+    };
+    // SQLite needs no transaction here (and a read-then-write one could fail to upgrade its lock).
+    match conn {
+        DbConn::Postgres(_) => conn.transaction(run),
+        DbConn::Sqlite(_) => run(conn),
+    }
+}
+

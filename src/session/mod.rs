@@ -1,0 +1,53 @@
+//! Database-backed sessions: the actix-session store, what it tells the rest of the app, the pruner.
+
+pub mod pruner;
+pub mod store;
+
+pub use store::{DbSessionStore, Timeouts};
+
+use actix_session::Session;
+
+/// The key actix-identity keeps the user id under.
+pub const IDENTITY_KEY: &str = "actix_identity.user_id";
+/// Set at sign-in; moved into the row's `ip` column by the store.
+pub const CLIENT_IP_KEY: &str = "dashboard.client_ip";
+/// Set at sign-in; moved into the row's `user_agent` column by the store.
+pub const USER_AGENT_KEY: &str = "dashboard.user_agent";
+/// Keys under this prefix are filled in by the store on every load from the row and its user
+/// (so the guard needs no second query) and are never written back.
+pub const LIVE_PREFIX: &str = "dashboard.live.";
+pub const LIVE_SESSION_ID: &str = "dashboard.live.session_id";
+pub const LIVE_USERNAME: &str = "dashboard.live.username";
+pub const LIVE_ROLE: &str = "dashboard.live.role";
+pub const LIVE_CREATED_AT: &str = "dashboard.live.created_at";
+pub const LIVE_EXPIRES_AT: &str = "dashboard.live.expires_at";
+pub const LIVE_ABSOLUTE_EXPIRES_AT: &str = "dashboard.live.absolute_expires_at";
+
+/// What the store loaded for a signed-in request.
+#[derive(Clone, Debug)]
+pub struct LiveSession {
+    pub user_id: String,
+    pub username: String,
+    pub role: crate::db::users::Role,
+    pub session_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub absolute_expires_at: Option<i64>,
+}
+
+impl LiveSession {
+    /// Reads the live keys of a loaded session; `None` for an anonymous visitor.
+    pub fn from_session(session: &Session) -> Option<LiveSession> {
+        let get = |k: &str| session.get::<String>(k).ok().flatten();
+        let get_i64 = |k: &str| session.get::<i64>(k).ok().flatten();
+        Some(LiveSession {
+            user_id: get(IDENTITY_KEY)?,
+            username: get(LIVE_USERNAME)?,
+            role: crate::db::users::Role::parse(&get(LIVE_ROLE)?)?,
+            session_id: get(LIVE_SESSION_ID)?,
+            created_at: get_i64(LIVE_CREATED_AT)?,
+            expires_at: get_i64(LIVE_EXPIRES_AT)?,
+            absolute_expires_at: get_i64(LIVE_ABSOLUTE_EXPIRES_AT),
+        })
+    }
+}

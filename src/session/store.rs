@@ -1,0 +1,210 @@
+//! `DbSessionStore`: actix-session's `SessionStore` on the diesel `sessions` table.
+//!
+//! - The cookie carries a 64-character random token (≈381 bits); the row holds only its SHA-256.
+//! - Expiry is enforced here, from the row, on every load: the idle expiry slides with activity and
+//!   never passes the absolute one. Cookie lifetimes play no part (the cookie is a browser session
+//!   cookie).
+//! - Sliding is coalesced: a load writes only when the stored expiry has fallen behind
+//!   `now + idle` by more than `refresh_slack` (a twentieth of the idle timeout, at most 60 s).
+//! - `update` is an UPDATE, never an upsert, so a request racing a logout cannot resurrect it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+
+use super::*;
+use crate::db::{self, sessions, Pool};
+use crate::util::{duration_ms, now_ms, random_alphanumeric, random_b64, sha256_hex};
+
+/// Session lifetimes, in force for every session.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub idle: Duration,
+    pub absolute: Option<Duration>,
+}
+
+impl Timeouts {
+    /// How far the stored idle expiry may lag before a request writes a fresher one.
+    pub fn refresh_slack(&self) -> Duration {
+        (self.idle / 20).min(Duration::from_secs(60))
+    }
+}
+
+#[derive(Clone)]
+pub struct DbSessionStore {
+    pool: Pool,
+    timeouts: Timeouts,
+}
+
+impl DbSessionStore {
+    pub fn new(pool: Pool, timeouts: Timeouts) -> Self {
+        Self { pool, timeouts }
+    }
+}
+
+fn json<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_string(&v).unwrap_or_default()
+}
+
+/// Session values are JSON (actix-session serialises each); read one as a string.
+fn take_string(state: &mut HashMap<String, String>, key: &str) -> Option<String> {
+    state.remove(key).and_then(|v| serde_json::from_str::<String>(&v).ok())
+}
+
+/// What is written to the `data` column: the state without the per-load and column-backed keys.
+fn persistent_data(mut state: HashMap<String, String>) -> String {
+    state.retain(|k, _| !k.starts_with(LIVE_PREFIX) && k != CLIENT_IP_KEY && k != USER_AGENT_KEY);
+    json(state)
+}
+
+impl SessionStore for DbSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
+        let token_hash = sha256_hex(session_key.as_ref());
+        let timeouts = self.timeouts;
+        db::run(&self.pool, move |conn| {
+            let Some((row, user)) = sessions::find_with_user(conn, &token_hash)? else {
+                return Ok(None);
+            };
+            let now = now_ms();
+            if row.idle_expires_at <= now || user.is_disabled() {
+                // The expired (or orphaned) row met on access is deleted now, not at the next prune.
+                sessions::delete_by_id(conn, &row.id)?;
+                return Ok(None);
+            }
+            let mut expires_at = row.idle_expires_at;
+            let wanted = now.saturating_add(duration_ms(timeouts.idle));
+            let wanted = row.absolute_expires_at.map_or(wanted, |abs| wanted.min(abs));
+            if wanted - row.idle_expires_at > duration_ms(timeouts.refresh_slack()) {
+                if sessions::refresh(conn, &row.id, now, wanted)? == 0 {
+                    return Ok(None); // ended while we were looking at it
+                }
+                expires_at = wanted;
+            }
+            let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
+            state.insert(IDENTITY_KEY.into(), json(&user.id));
+            state.insert(LIVE_SESSION_ID.into(), json(&row.id));
+            state.insert(LIVE_USERNAME.into(), json(&user.username));
+            state.insert(LIVE_ROLE.into(), json(&user.role));
+            state.insert(LIVE_CREATED_AT.into(), json(row.created_at));
+            state.insert(LIVE_EXPIRES_AT.into(), json(expires_at));
+            if let Some(abs) = row.absolute_expires_at {
+                state.insert(LIVE_ABSOLUTE_EXPIRES_AT.into(), json(abs));
+            }
+            Ok(Some(state))
+        })
+        .await
+        .map_err(LoadError::Other)
+    }
+
+    async fn save(
+        &self,
+        mut session_state: HashMap<String, String>,
+        _ttl: &actix_web::cookie::time::Duration,
+    ) -> Result<SessionKey, SaveError> {
+        // Only signed-in sessions are stored: anonymous visitors never get a row.
+        let user_id = take_string(&mut session_state, IDENTITY_KEY)
+            .ok_or_else(|| SaveError::Other(anyhow::anyhow!("refusing to store a session without a user")))?;
+        let ip = take_string(&mut session_state, CLIENT_IP_KEY).unwrap_or_default();
+        let user_agent = take_string(&mut session_state, USER_AGENT_KEY).unwrap_or_default();
+        session_state.insert(IDENTITY_KEY.into(), json(&user_id));
+        let data = persistent_data(session_state);
+
+        let token = random_alphanumeric(64);
+        let token_hash = sha256_hex(&token);
+        let timeouts = self.timeouts;
+        db::run(&self.pool, move |conn| {
+            let now = now_ms();
+            let absolute = timeouts.absolute.map(|d| now.saturating_add(duration_ms(d)));
+            let idle = now.saturating_add(duration_ms(timeouts.idle));
+            let idle = absolute.map_or(idle, |abs| idle.min(abs));
+            // Signing in is when a user's own expired sessions are cleared away.
+            sessions::delete_expired_for_user(conn, &user_id, now)?;
+            sessions::insert(
+                conn,
+                &sessions::NewSession {
+                    id: &random_b64(16),
+                    token_hash: &token_hash,
+                    user_id: &user_id,
+                    data: &data,
+                    created_at: now,
+                    last_seen_at: now,
+                    idle_expires_at: idle,
+                    absolute_expires_at: absolute,
+                    ip: &truncate(&ip, 64),
+                    user_agent: &truncate(&user_agent, 512),
+                },
+            )?;
+            Ok(())
+        })
+        .await
+        .map_err(SaveError::Other)?;
+        SessionKey::try_from(token).map_err(|e| SaveError::Other(e.into()))
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: HashMap<String, String>,
+        _ttl: &actix_web::cookie::time::Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let token_hash = sha256_hex(session_key.as_ref());
+        let data = persistent_data(session_state);
+        // 0 rows means the session was ended while this request ran: it stays ended, and the cookie
+        // we hand back names nothing.
+        db::run(&self.pool, move |conn| Ok(sessions::update_data(conn, &token_hash, &data)?))
+            .await
+            .map_err(UpdateError::Other)?;
+        Ok(session_key)
+    }
+
+    async fn update_ttl(&self, _session_key: &SessionKey, _ttl: &actix_web::cookie::time::Duration) -> anyhow::Result<()> {
+        // Sliding happens in `load`, coalesced; the middleware is configured not to call this.
+        Ok(())
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> anyhow::Result<()> {
+        let token_hash = sha256_hex(session_key.as_ref());
+        db::run(&self.pool, move |conn| Ok(sessions::delete_by_token_hash(conn, &token_hash)?)).await?;
+        Ok(())
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary (user agents are attacker-sized).
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_is_a_twentieth_capped_at_a_minute() {
+        let t = |idle| Timeouts { idle: Duration::from_secs(idle), absolute: None }.refresh_slack();
+        assert_eq!(t(7200), Duration::from_secs(60));
+        assert_eq!(t(20), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn persistent_data_drops_live_and_column_keys() {
+        let mut state = HashMap::new();
+        state.insert(LIVE_ROLE.to_owned(), "\"admin\"".to_owned());
+        state.insert(CLIENT_IP_KEY.to_owned(), "\"1.2.3.4\"".to_owned());
+        state.insert("keep".to_owned(), "1".to_owned());
+        assert_eq!(persistent_data(state), r#"{"keep":"1"}"#);
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("ééé", 3), "é");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

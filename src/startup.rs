@@ -1,0 +1,242 @@
+//! `Application::build(settings)`: opens the database, binds the listener (port 0 in tests) and
+//! wires the app — middleware order, app data, routes.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_identity::config::LogoutBehavior;
+use actix_identity::IdentityMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+use base64::Engine;
+use ipnet::IpNet;
+use secrecy::ExposeSecret;
+
+use crate::auth::csrf::{self, CsrfConfig, FORM_LIMIT};
+use crate::auth::guard;
+use crate::auth::password::Hasher;
+use crate::config::Settings;
+use crate::db::{self, settings as app_settings, users, Pool};
+use crate::session::{pruner, DbSessionStore, Timeouts};
+use crate::{error, routes, telemetry};
+
+/// What handlers need from the configuration, shared as app data.
+pub struct AppConfig {
+    pub session_cookie_name: String,
+    pub cookie_key: Key,
+    pub secure: bool,
+    pub trusted_proxies: Vec<IpNet>,
+    pub password_min_length: usize,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Option<Duration>,
+    pub cloud_configured: bool,
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: Pool,
+    prune_interval: Option<Duration>,
+    public_url: String,
+    setup_url: Option<String>,
+}
+
+/// The cookie key: from `DASHBOARD_SECRET_KEY`, or generated once and kept in the database so
+/// every instance and every restart uses the same one (one key for all workers, too).
+pub fn load_or_create_key(configured: Option<Vec<u8>>, pool: &Pool) -> anyhow::Result<Vec<u8>> {
+    if let Some(key) = configured {
+        return Ok(key);
+    }
+    let mut conn = pool.get()?;
+    let fresh = crate::util::random_b64(64);
+    let stored = app_settings::get_or_insert(&mut conn, "secret_key", &fresh)?;
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(stored.as_bytes())
+        .map_err(|_| anyhow::anyhow!("the secret key stored in the database is not valid base64"))?;
+    anyhow::ensure!(key.len() >= 64, "the secret key stored in the database is shorter than 64 bytes");
+    Ok(key)
+}
+
+/// Opens the pool and applies pending migrations (every command does this first).
+pub fn open_database(settings: &Settings) -> anyhow::Result<Pool> {
+    let pool = db::connect(&settings.database)?;
+    let mut conn = pool.get()?;
+    let applied = db::migrate(&mut conn)?;
+    if applied > 0 {
+        tracing::info!(applied, "applied database migrations");
+    }
+    Ok(pool)
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let (settings, pool, key_bytes) = tokio::task::spawn_blocking(move || {
+            let pool = open_database(&settings)?;
+            let key = load_or_create_key(settings.secret_key.as_ref().map(|k| k.expose_secret().clone()), &pool)?;
+            Ok::<_, anyhow::Error>((settings, pool, key))
+        })
+        .await??;
+        let hasher = {
+            let n = settings.hash_concurrency;
+            tokio::task::spawn_blocking(move || Hasher::new(n)).await??
+        };
+
+        let listener = TcpListener::bind(settings.listen)?;
+        let addr = listener.local_addr()?;
+        let public_url = match &settings.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None => format!("http://{addr}"),
+        };
+        let secure = public_url.starts_with("https://");
+        let origin = url::Url::parse(&public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| public_url.clone());
+
+        let setup_url = {
+            let pool = pool.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Option<String>> {
+                let mut conn = pool.get()?;
+                if users::count(&mut conn)? > 0 {
+                    return Ok(None);
+                }
+                let token = app_settings::get_or_insert(
+                    &mut conn,
+                    routes::setup::SETUP_TOKEN,
+                    &crate::util::random_alphanumeric(32),
+                )?;
+                Ok(Some(token))
+            })
+            .await??
+        }
+        .map(|token| format!("{public_url}/setup?token={token}"));
+
+        let cookie_key = Key::from(&key_bytes);
+        let session_cookie_name = if secure { "__Host-dashboard_session" } else { "dashboard_session" }.to_owned();
+        let config = web::Data::new(AppConfig {
+            session_cookie_name: session_cookie_name.clone(),
+            cookie_key: cookie_key.clone(),
+            secure,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            password_min_length: settings.password_min_length,
+            idle_timeout: settings.idle_timeout,
+            absolute_timeout: settings.absolute_timeout,
+            cloud_configured: settings.cloud_secret_id.is_some(),
+        });
+        let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
+        let store = DbSessionStore::new(
+            pool.clone(),
+            Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout },
+        );
+        let pool_data = web::Data::new(pool.clone());
+        let hasher = web::Data::new(hasher);
+        let state_ttl = actix_web::cookie::time::Duration::seconds(
+            i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
+        );
+
+        let server = HttpServer::new(move || {
+            // Built per worker from shared parts: the key is the same in every worker.
+            let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
+                .cookie_name(session_cookie_name.clone())
+                .cookie_path("/".into())
+                .cookie_domain(None)
+                .cookie_secure(secure)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_content_security(CookieContentSecurity::Private)
+                // A browser-session cookie: expiry is the server's business, from the row.
+                // Sliding is done (coalesced) by the store's load, not by a write per request.
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(state_ttl)
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                )
+                .build();
+            let identity = IdentityMiddleware::builder()
+                .logout_behavior(LogoutBehavior::PurgeSession)
+                .login_deadline(None)
+                .visit_deadline(None)
+                .build();
+            let mut headers = DefaultHeaders::new()
+                .add((
+                    "Content-Security-Policy",
+                    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+                ))
+                .add(("X-Content-Type-Options", "nosniff"))
+                .add(("Referrer-Policy", "same-origin"))
+                .add(("X-Frame-Options", "DENY"))
+                .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"));
+            if secure {
+                headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
+            }
+
+            // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
+            // request log, HTML error pages; then, for the session scope: session, identity, guard,
+            // CSRF — so the guard sees the loaded session and redirects before any CSRF check.
+            App::new()
+                .app_data(config.clone())
+                .app_data(csrf_config.clone())
+                .app_data(pool_data.clone())
+                .app_data(hasher.clone())
+                .app_data(web::FormConfig::default().limit(FORM_LIMIT))
+                .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
+                .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
+                .wrap(from_fn(telemetry::log_request))
+                .wrap(headers)
+                .configure(routes::configure_public)
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(csrf::protect))
+                        .wrap(from_fn(guard::require_session))
+                        .wrap(identity)
+                        .wrap(sessions)
+                        .configure(routes::configure)
+                        .default_service(web::to(routes::not_found)),
+                )
+        })
+        .listen(listener)?
+        .max_connection_rate(256)
+        .client_request_timeout(Duration::from_secs(10))
+        .shutdown_timeout(5)
+        .run();
+
+        Ok(Self { port: addr.port(), server, pool, prune_interval: settings.prune_interval, public_url, setup_url })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://ADDR:PORT`, or `DASHBOARD_PUBLIC_URL`.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// The one-time setup URL, when there are no users yet.
+    pub fn setup_url(&self) -> Option<&str> {
+        self.setup_url.as_deref()
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A handle to stop the server (tests restart it).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; the pruner runs alongside.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let pruner = self.prune_interval.map(|every| tokio::spawn(pruner::run(self.pool.clone(), every)));
+        let result = self.server.await;
+        if let Some(pruner) = pruner {
+            pruner.abort();
+        }
+        result
+    }
+}
