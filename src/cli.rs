@@ -10,7 +10,7 @@ use crate::auth::password::{check_policy, hash_blocking};
 use crate::config::Settings;
 use crate::db::{sessions, users, DbConn};
 use crate::session::pruner;
-use crate::startup::{open_database, Application};
+use crate::startup::Application;
 use crate::util::{format_ms, now_ms};
 
 #[derive(Parser)]
@@ -134,15 +134,15 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = crate::db::connect(&settings.database)?;
-    let applied = crate::db::migrate(&mut *pool.get()?)?;
+    let mut conn = crate::db::connect_one(&settings.database)?;
+    let applied = crate::db::migrate(&mut conn)?;
     println!("applied {applied} migrations");
     Ok(())
 }
 
 fn with_conn(settings: &Settings, f: impl FnOnce(&mut DbConn) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let pool = open_database(settings)?;
-    let mut conn = pool.get()?;
+    let mut conn = crate::db::connect_one(&settings.database)?;
+    crate::db::migrate(&mut conn)?;
     f(&mut conn)
 }
 

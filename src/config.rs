@@ -43,7 +43,9 @@ impl DatabaseUrl {
             return Ok(Self { backend: Backend::Sqlite, url: path.to_owned() });
         }
         if let Some((scheme, _)) = raw.split_once("://") {
-            return Err(format!("unknown scheme `{scheme}` (use postgres://, postgresql://, sqlite:// or a file path)"));
+            return Err(format!(
+                "unknown scheme `{scheme}` (use postgres://, postgresql://, sqlite:// or a file path)"
+            ));
         }
         Ok(Self { backend: Backend::Sqlite, url: raw.to_owned() })
     }

@@ -51,7 +51,9 @@ pub fn error_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
         429 => ("Too many requests", "Please wait a moment and try again."),
         431 => ("Headers too large", "The request's headers are larger than this server accepts."),
         503 => ("Unavailable", "This service is unavailable right now. Please try again shortly."),
-        s if s >= 500 => ("Something went wrong", "The server could not complete the request. It has been logged; please try again."),
+        s if s >= 500 => {
+            ("Something went wrong", "The server could not complete the request. It has been logged; please try again.")
+        }
         _ => ("Error", "The request could not be completed."),
     };
     let page = ErrorPage { status: status.as_u16(), title, message: message.unwrap_or(default_message) };

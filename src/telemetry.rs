@@ -14,7 +14,10 @@ use crate::config::LogFormat;
 /// Installs the global subscriber (once; later calls are ignored, which tests rely on).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -37,7 +40,7 @@ pub async fn log_request(
         method = %method,
         path = %path,
         status = res.status().as_u16(),
-        latency_ms = format!("{:.1}", start.elapsed().as_secs_f64() * 1000.0),
+        latency_ms = (start.elapsed().as_secs_f64() * 10_000.0).round() / 10.0,
         session = session.as_deref().unwrap_or("-"),
         "request"
     );

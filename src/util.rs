@@ -7,9 +7,7 @@ use sha2::{Digest, Sha256};
 /// Milliseconds since the Unix epoch (UTC). Every time stored in the database uses this unit, so
 /// SQLite and PostgreSQL compare plain integers and every instance agrees on what "expired" means.
 pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
@@ -21,11 +19,7 @@ pub fn duration_ms(d: std::time::Duration) -> i64 {
 /// A random alphanumeric string from the operating system's CSPRNG
 /// (each character carries log2(62) ≈ 5.95 bits).
 pub fn random_alphanumeric(len: usize) -> String {
-    OsRng
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    OsRng.sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// `n` random bytes from the operating system's CSPRNG, base64url without padding.

@@ -122,8 +122,9 @@ pub async fn protect(
     if is_unsafe(req.method()) {
         let refuse = |req: ServiceRequest, status: StatusCode, why: &str| {
             tracing::info!(path = %req.path(), reason = why, "refused an unsafe request");
-            let message = (status == StatusCode::FORBIDDEN)
-                .then_some("This form has expired or did not come from this site. Go back, reload the page and try again.");
+            let message = (status == StatusCode::FORBIDDEN).then_some(
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            );
             Ok(req.into_response(error_page(status, message)).map_into_right_body())
         };
         if config.cross_site(&req) {
@@ -137,8 +138,7 @@ pub async fn protect(
                 Err(status) => return refuse(req, status, "unreadable body"),
             }
         };
-        let valid = !is_new
-            && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+        let valid = !is_new && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
         if !valid {
             return refuse(req, StatusCode::FORBIDDEN, "missing or invalid CSRF token");
         }

@@ -29,7 +29,8 @@ pub async fn require_session(
             "" => req.path().to_owned(),
             q => format!("{}?{q}", req.path()),
         };
-        let location = format!("/login?next={}", url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>());
+        let location =
+            format!("/login?next={}", url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>());
         let res = HttpResponse::SeeOther()
             .insert_header((header::LOCATION, location))
             .insert_header((header::CACHE_CONTROL, "no-store"))

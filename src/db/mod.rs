@@ -71,6 +71,13 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// One connection, without a pool: for commands, which run one thing and exit. (A pool's background
+/// threads may still be inside libpq when the process exits, and crash it there.)
+pub fn connect_one(database: &DatabaseUrl) -> anyhow::Result<DbConn> {
+    r2d2::ManageConnection::connect(&Manager { database: database.clone() })
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))
+}
+
 /// Builds the pool. For SQLite it also turns on WAL (persistent in the file), so readers never wait
 /// for the writer.
 pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {

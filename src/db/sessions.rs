@@ -90,12 +90,8 @@ pub fn delete_all(conn: &mut DbConn) -> QueryResult<usize> {
 
 /// A user's expired sessions, deleted when they sign in.
 pub fn delete_expired_for_user(conn: &mut DbConn, user_id: &str, now: i64) -> QueryResult<usize> {
-    diesel::delete(
-        sessions::table
-            .filter(sessions::user_id.eq(user_id))
-            .filter(sessions::idle_expires_at.le(now)),
-    )
-    .execute(conn)
+    diesel::delete(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::idle_expires_at.le(now)))
+        .execute(conn)
 }
 
 /// Deletes at most `batch` expired sessions; returns how many. Short statements keep the write lock

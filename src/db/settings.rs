@@ -6,11 +6,7 @@ use super::schema::app_settings;
 use super::DbConn;
 
 pub fn get(conn: &mut DbConn, name: &str) -> QueryResult<Option<String>> {
-    app_settings::table
-        .find(name)
-        .select(app_settings::value)
-        .first(conn)
-        .optional()
+    app_settings::table.find(name).select(app_settings::value).first(conn).optional()
 }
 
 /// Stores `value` unless a value is already there, and returns the stored one. Instances starting
@@ -34,7 +30,8 @@ pub fn get_or_insert(conn: &mut DbConn, name: &str, value: &str) -> QueryResult<
 /// Deletes `name` only if it still holds `value`; true when this call deleted it. Used to spend the
 /// one-time setup token exactly once.
 pub fn take(conn: &mut DbConn, name: &str, value: &str) -> QueryResult<bool> {
-    let n = diesel::delete(app_settings::table.filter(app_settings::name.eq(name)).filter(app_settings::value.eq(value)))
-        .execute(conn)?;
+    let n =
+        diesel::delete(app_settings::table.filter(app_settings::name.eq(name)).filter(app_settings::value.eq(value)))
+            .execute(conn)?;
     Ok(n == 1)
 }

@@ -109,11 +109,7 @@ pub fn create(conn: &mut DbConn, username: &str, password_hash: &str, role: Role
 }
 
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<User>> {
-    users::table
-        .filter(users::username.eq(username))
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
 }
 
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
@@ -175,7 +171,9 @@ fn update_keeping_an_admin(conn: &mut DbConn, assignment: &'static str, id: &str
     };
     match conn {
         DbConn::Postgres(pg) => diesel::sql_query(sql("$1", "$2")).bind::<Text, _>(id).bind::<Text, _>(id).execute(pg),
-        DbConn::Sqlite(sqlite) => diesel::sql_query(sql("?", "?")).bind::<Text, _>(id).bind::<Text, _>(id).execute(sqlite),
+        DbConn::Sqlite(sqlite) => {
+            diesel::sql_query(sql("?", "?")).bind::<Text, _>(id).bind::<Text, _>(id).execute(sqlite)
+        }
     }
 }
 
@@ -212,4 +210,3 @@ fn guarded_change(
         DbConn::Sqlite(_) => run(conn),
     }
 }
-

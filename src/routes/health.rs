@@ -12,7 +12,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
-    let check = db::run(&pool, |conn| db::ping(conn));
+    let check = db::run(&pool, db::ping);
     match tokio::time::timeout(Duration::from_secs(3), check).await {
         Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready"),
         Ok(Err(e)) => {

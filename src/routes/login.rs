@@ -1,9 +1,8 @@
 //! `GET /login` and `POST /login`.
 
-use actix_identity::Identity;
 use actix_session::Session;
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
@@ -16,7 +15,6 @@ use crate::auth::{client_ip, is_local_path, CurrentUser};
 use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::{self, users, Pool};
 use crate::error::AppError;
-use crate::session::{CLIENT_IP_KEY, USER_AGENT_KEY};
 use crate::startup::AppConfig;
 
 /// The one message for every failed sign-in, whatever the reason.
@@ -115,9 +113,7 @@ pub async fn submit(
     let verified = if password.chars().count() > PASSWORD_MAX_LENGTH {
         false
     } else {
-        hasher
-            .verify(SecretString::from(password), user.as_ref().map(|u| u.password_hash.clone()))
-            .await?
+        hasher.verify(SecretString::from(password), user.as_ref().map(|u| u.password_hash.clone())).await?
     };
     let user = match user {
         Some(user) if verified && !user.is_disabled() => user,
@@ -129,11 +125,7 @@ pub async fn submit(
         }
     };
 
-    // A new session (and token) at every sign-in; the middleware deletes the old row first.
-    Identity::login(&req.extensions(), user.id.clone()).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    session.insert(CLIENT_IP_KEY, &ip).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    session.insert(USER_AGENT_KEY, &user_agent).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    crate::session::begin(&req, &session, &user.id, &ip)?;
     let user_id = user.id.clone();
     db::run(&pool, move |conn| Ok(users::touch_last_login(conn, &user_id, crate::util::now_ms())?)).await?;
     tracing::info!(username = %user.username, client_ip = %ip, "sign-in succeeded");

@@ -1,22 +1,21 @@
 //! `GET /setup?token=T` and `POST /setup`: create the first admin, once, with the token printed at
 //! start. There is no default account.
 
-use actix_identity::Identity;
 use actix_session::Session;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{render, see_other, Layout};
+use crate::auth::client_ip;
 use crate::auth::csrf::CsrfToken;
 use crate::auth::password::{check_policy, Hasher};
-use crate::auth::client_ip;
 use crate::db::{self, settings, users, Pool};
 use crate::error::AppError;
-use crate::session::{CLIENT_IP_KEY, USER_AGENT_KEY};
 use crate::startup::AppConfig;
 
 /// The `app_settings` name of the one-time setup token.
@@ -51,8 +50,7 @@ pub struct SetupForm {
 
 /// Setup is open while no user exists and `token` is the stored one.
 async fn check_open(pool: &Pool, token: String) -> Result<(), AppError> {
-    let (count, stored) =
-        db::run(pool, |conn| Ok((users::count(conn)?, settings::get(conn, SETUP_TOKEN)?))).await?;
+    let (count, stored) = db::run(pool, |conn| Ok((users::count(conn)?, settings::get(conn, SETUP_TOKEN)?))).await?;
     if count > 0 {
         return Err(AppError::NotFound);
     }
@@ -127,11 +125,6 @@ pub async fn submit(
     };
     let ip = client_ip(&req, &config.trusted_proxies);
     tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
-    Identity::login(&req.extensions(), admin.id.clone()).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    session.insert(CLIENT_IP_KEY, &ip).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    session.insert(USER_AGENT_KEY, &user_agent).map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    crate::session::begin(&req, &session, &admin.id, &ip)?;
     Ok(see_other("/"))
 }
-
-use diesel::Connection as _;

@@ -5,7 +5,11 @@ pub mod store;
 
 pub use store::{DbSessionStore, Timeouts};
 
+use actix_identity::Identity;
 use actix_session::Session;
+use actix_web::{http::header, HttpMessage, HttpRequest};
+
+use crate::error::AppError;
 
 /// The key actix-identity keeps the user id under.
 pub const IDENTITY_KEY: &str = "actix_identity.user_id";
@@ -50,4 +54,15 @@ impl LiveSession {
             absolute_expires_at: get_i64(LIVE_ABSOLUTE_EXPIRES_AT),
         })
     }
+}
+
+/// Signs `user_id` in: a new session with a new token (the middleware deletes the old one first, so
+/// a planted or earlier cookie dies here), recording the client's address and user agent on the row.
+pub fn begin(req: &HttpRequest, session: &Session, user_id: &str, client_ip: &str) -> Result<(), AppError> {
+    let internal = |e: &dyn std::fmt::Display| AppError::Internal(anyhow::anyhow!("cannot start the session: {e}"));
+    Identity::login(&req.extensions(), user_id.to_owned()).map_err(|e| internal(&e))?;
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    session.insert(CLIENT_IP_KEY, client_ip).map_err(|e| internal(&e))?;
+    session.insert(USER_AGENT_KEY, user_agent).map_err(|e| internal(&e))?;
+    Ok(())
 }

@@ -158,7 +158,11 @@ impl SessionStore for DbSessionStore {
         Ok(session_key)
     }
 
-    async fn update_ttl(&self, _session_key: &SessionKey, _ttl: &actix_web::cookie::time::Duration) -> anyhow::Result<()> {
+    async fn update_ttl(
+        &self,
+        _session_key: &SessionKey,
+        _ttl: &actix_web::cookie::time::Duration,
+    ) -> anyhow::Result<()> {
         // Sliding happens in `load`, coalesced; the middleware is configured not to call this.
         Ok(())
     }

@@ -1,0 +1,248 @@
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use dashboard::db::users::Role;
+
+use crate::both_databases;
+use crate::helpers::*;
+
+both_databases!(
+    user_commands_manage_users_and_fail_clearly,
+    the_last_active_admin_can_be_neither_demoted_nor_disabled,
+    user_passwd_and_disable_end_the_users_sessions,
+    sessions_commands_list_revoke_and_prune,
+    migrate_applies_pending_migrations,
+    serve_prints_where_it_listens_and_logs_sign_ins_without_secrets,
+);
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the real binary against `db`, in an empty directory (so no stray `.env` is read).
+fn dashboard(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run dashboard");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(out: Output) -> String {
+    assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
+    out.stdout
+}
+
+fn fails(out: Output, message: &str) {
+    assert_ne!(out.code, 0, "expected failure, got: {}", out.stdout);
+    assert!(out.stderr.contains(message), "expected {message:?} in {:?}", out.stderr);
+}
+
+async fn user_commands_manage_users_and_fail_clearly(kind: DbKind) {
+    let db = TestDb::new(kind);
+    let pw = format!("{PASSWORD}\n");
+    ok(dashboard(&db, &["user", "add", "alice", "--role", "admin", "--password-stdin"], Some(&pw)));
+    ok(dashboard(&db, &["user", "add", "bob", "--password-stdin"], Some(&pw)));
+    fails(dashboard(&db, &["user", "add", "alice", "--password-stdin"], Some(&pw)), "taken");
+    fails(dashboard(&db, &["user", "add", "carol", "--password-stdin"], Some("short\n")), "at least 15");
+    fails(dashboard(&db, &["user", "add", "bad name!", "--password-stdin"], Some(&pw)), "username");
+    fails(dashboard(&db, &["user", "add", "dave"], None), "--password-stdin");
+
+    let list = ok(dashboard(&db, &["user", "list"], None));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(lines[0].starts_with("alice\tadmin\tactive\tnever"), "{list}");
+    assert!(lines[1].starts_with("bob\tuser\tactive\tnever"), "{list}");
+
+    ok(dashboard(&db, &["user", "role", "bob", "admin"], None));
+    ok(dashboard(&db, &["user", "disable", "bob"], None));
+    assert!(ok(dashboard(&db, &["user", "list"], None)).contains("bob\tadmin\tdisabled"));
+    ok(dashboard(&db, &["user", "enable", "bob"], None));
+    assert!(ok(dashboard(&db, &["user", "list"], None)).contains("bob\tadmin\tactive"));
+    fails(dashboard(&db, &["user", "role", "nobody", "user"], None), "no user named");
+    fails(dashboard(&db, &["user", "disable", "nobody"], None), "no user named");
+    let bad_role = dashboard(&db, &["user", "role", "bob", "superuser"], None);
+    assert_ne!(bad_role.code, 0);
+}
+
+async fn the_last_active_admin_can_be_neither_demoted_nor_disabled(kind: DbKind) {
+    let db = TestDb::new(kind);
+    let pw = format!("{PASSWORD}\n");
+    ok(dashboard(&db, &["user", "add", "alice", "--role", "admin", "--password-stdin"], Some(&pw)));
+    fails(dashboard(&db, &["user", "role", "alice", "user"], None), "last active admin");
+    fails(dashboard(&db, &["user", "disable", "alice"], None), "last active admin");
+    ok(dashboard(&db, &["user", "add", "bob", "--role", "admin", "--password-stdin"], Some(&pw)));
+    ok(dashboard(&db, &["user", "disable", "bob"], None));
+    fails(dashboard(&db, &["user", "role", "alice", "user"], None), "last active admin");
+    ok(dashboard(&db, &["user", "enable", "bob"], None));
+    ok(dashboard(&db, &["user", "role", "alice", "user"], None));
+    let list = ok(dashboard(&db, &["user", "list"], None));
+    assert!(list.contains("alice\tuser") && list.contains("bob\tadmin"), "{list}");
+}
+
+async fn user_passwd_and_disable_end_the_users_sessions(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    app.create_user("bob", Role::User).await;
+    app.login("alice", PASSWORD).await;
+    app.browser().login("alice", PASSWORD).await;
+    let bob = app.browser();
+    bob.login("bob", PASSWORD).await;
+
+    let new_password = "a different passphrase entirely";
+    let out =
+        ok(dashboard(&app.db, &["user", "passwd", "alice", "--password-stdin"], Some(&format!("{new_password}\n"))));
+    assert!(out.contains("ended 2 sessions"), "{out}");
+    assert_eq!(app.get("/").await.status(), 303, "alice was signed out");
+    assert_eq!(bob.get("/").await.status(), 200, "bob was not");
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status(), 401);
+    assert_eq!(app.browser().login("alice", new_password).await.status(), 303);
+
+    let out = ok(dashboard(&app.db, &["user", "disable", "bob"], None));
+    assert!(out.contains("ended 1 sessions"), "{out}");
+    assert_eq!(bob.get("/").await.status(), 303);
+    assert_eq!(app.browser().login("bob", PASSWORD).await.status(), 401);
+}
+
+async fn sessions_commands_list_revoke_and_prune(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    app.create_user("bob", Role::User).await;
+    let (a1, a2, b1) = (app.browser(), app.browser(), app.browser());
+    a1.login("alice", PASSWORD).await;
+    a2.login("alice", PASSWORD).await;
+    b1.client.get(b1.url("/login")).send().await.unwrap();
+    b1.login("bob", PASSWORD).await;
+
+    let list = ok(dashboard(&app.db, &["sessions", "list"], None));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    let cookies = [a1.session_cookie().unwrap(), a2.session_cookie().unwrap(), b1.session_cookie().unwrap()];
+    for cookie in &cookies {
+        assert!(!list.contains(cookie.as_str()));
+    }
+    let ids: Vec<String> = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            dashboard::db::schema::sessions::table.select(dashboard::db::schema::sessions::token_hash).load::<String>(c)
+        })
+        .await;
+    for hash in &ids {
+        assert!(!list.contains(hash.as_str()), "no token hash printed");
+    }
+    let bob_list = ok(dashboard(&app.db, &["sessions", "list", "--user", "bob"], None));
+    assert_eq!(bob_list.lines().count(), 1);
+    let bob_id = bob_list.split('\t').next().unwrap().to_owned();
+    assert!(bob_list.contains("\tbob\t") && bob_list.contains("127.0.0.1"), "{bob_list}");
+
+    assert!(ok(dashboard(&app.db, &["sessions", "revoke", "--id", &bob_id], None)).contains("ended 1 sessions"));
+    assert_eq!(b1.get("/").await.status(), 303);
+    fails(dashboard(&app.db, &["sessions", "revoke", "--id", &bob_id], None), "no session");
+    fails(dashboard(&app.db, &["sessions", "revoke", "--user", "nobody"], None), "no user named");
+    assert_ne!(dashboard(&app.db, &["sessions", "revoke"], None).code, 0);
+
+    // Prune deletes the expired rows, and only those.
+    app.expire_all_sessions().await;
+    let fresh = app.browser();
+    fresh.login("bob", PASSWORD).await;
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "prune"], None)).trim(), "pruned 2 expired sessions");
+    assert_eq!(app.session_rows().await, 1);
+    assert_eq!(fresh.get("/").await.status(), 200);
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "prune"], None)).trim(), "pruned 0 expired sessions");
+
+    assert!(ok(dashboard(&app.db, &["sessions", "revoke", "--all"], None)).contains("ended 1 sessions"));
+    assert_eq!(fresh.get("/").await.status(), 303);
+}
+
+async fn migrate_applies_pending_migrations(kind: DbKind) {
+    let db = TestDb::new(kind);
+    assert_eq!(ok(dashboard(&db, &["migrate"], None)).trim(), "applied 1 migrations");
+    assert_eq!(ok(dashboard(&db, &["migrate"], None)).trim(), "applied 0 migrations");
+    // A command on a new database migrates it first.
+    let fresh = TestDb::new(kind);
+    assert_eq!(ok(dashboard(&fresh, &["user", "list"], None)), "");
+}
+
+async fn serve_prints_where_it_listens_and_logs_sign_ins_without_secrets(kind: DbKind) {
+    let db = TestDb::new(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("DASHBOARD_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    let mut second = String::new();
+    stdout.read_line(&mut first).unwrap();
+    stdout.read_line(&mut second).unwrap();
+    let address = first.trim().strip_prefix("listening on ").expect(&first).to_owned();
+    assert!(address.starts_with("http://127.0.0.1:") && !address.ends_with(":0"), "{first}");
+    assert!(second.contains(&format!("{address}/setup?token=")), "{second}");
+
+    ok(dashboard(&db, &["user", "add", "alice", "--password-stdin"], Some(&format!("{PASSWORD}\n"))));
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = Browser { client: client_with(jar.clone()), jar, address: address.clone() };
+    assert_eq!(browser.login("alice", "a wrong password for alice").await.status(), 401);
+    assert_eq!(browser.login("alice", PASSWORD).await.status(), 303);
+    assert_eq!(browser.get("/").await.status(), 200);
+    let cookie = browser.session_cookie().unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("sign-in failed") && log.contains("sign-in succeeded"), "{log}");
+    assert!(log.contains("alice") && log.contains("127.0.0.1"));
+    assert!(log.contains("path=/") && log.contains("status=200"), "one line per request: {log}");
+    assert!(!log.contains(PASSWORD) && !log.contains("a wrong password"), "no password in the log");
+    assert!(!log.contains(&cookie), "no cookie in the log");
+    let token = second.trim().rsplit("token=").next().unwrap();
+    assert!(!log.contains(token), "no setup token in the log");
+}
+
+#[test]
+fn a_bad_configuration_stops_with_a_message_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("DASHBOARD_SESSION_IDLE_TIMEOUT", "two hours"),
+        ("DASHBOARD_LISTEN", "not an address"),
+        ("DATABASE_URL", "mysql://localhost/db"),
+        ("DASHBOARD_PUBLIC_URL", "ftp://example.com"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+            .arg("migrate")
+            .current_dir(dir.path())
+            .env("DATABASE_URL", dir.path().join("x.db"))
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+    assert!(!dir.path().join("x.db").exists(), "nothing was created");
+}

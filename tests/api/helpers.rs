@@ -1,0 +1,258 @@
+//! Spawns the real app on port 0 with a fresh database, and drives it like a browser.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use dashboard::config::Settings;
+use dashboard::db::{self, users, Pool};
+use dashboard::startup::Application;
+use diesel::prelude::*;
+
+/// The password every test user gets (meets the default policy).
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DbKind {
+    Sqlite,
+    Postgres,
+}
+
+/// PostgreSQL tests run when `TEST_DATABASE_URL` names a server (any database on it; each test
+/// creates its own).
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// Declares, for each async test function taking a `DbKind`, one test per database.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::DbKind::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::helpers::postgres_url().is_some() {
+                    super::$name($crate::helpers::DbKind::Postgres).await
+                } else {
+                    eprintln!("TEST_DATABASE_URL is not set: PostgreSQL variant not run");
+                }
+            }
+        }
+    )*};
+}
+
+/// A fresh, empty database, dropped (PostgreSQL) or deleted (SQLite) at the end of the test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub fn new(kind: DbKind) -> Arc<TestDb> {
+        match kind {
+            DbKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = dir.path().join("test.db").to_string_lossy().into_owned();
+                Arc::new(TestDb { url, _dir: Some(dir), pg_name: None })
+            }
+            DbKind::Postgres => {
+                let server = postgres_url().expect("TEST_DATABASE_URL");
+                let name = format!("dashboard_test_{}", dashboard::util::random_alphanumeric(12).to_lowercase());
+                let mut conn = diesel::PgConnection::establish(&server).expect("connect to TEST_DATABASE_URL");
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create database");
+                let mut url = url::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
+                url.set_path(&name);
+                Arc::new(TestDb { url: url.to_string(), _dir: None, pg_name: Some(name) })
+            }
+        }
+    }
+
+    /// A direct connection, for looking at and back-dating rows.
+    pub fn pool(&self) -> Pool {
+        let settings = Settings::with_database(&self.url).unwrap();
+        dashboard::startup::open_database(&settings).expect("open test database")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(name), Some(server)) = (&self.pg_name, postgres_url()) {
+            if let Ok(mut conn) = diesel::PgConnection::establish(&server) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+/// A running app and a browser-like client (cookie jar, no automatic redirects).
+pub struct TestApp {
+    pub address: String,
+    pub db: Arc<TestDb>,
+    pub pool: Pool,
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub setup_url: Option<String>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut settings = Settings::with_database(&db.url).expect("settings");
+    settings.listen = "127.0.0.1:0".parse().unwrap();
+    settings.prune_interval = None;
+    settings.hash_concurrency = 2;
+    settings
+}
+
+pub async fn spawn_app(kind: DbKind) -> TestApp {
+    spawn_app_with(TestDb::new(kind), |_| {}).await
+}
+
+pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    dashboard::telemetry::init(dashboard::config::LogFormat::Text);
+    let mut settings = test_settings(&db);
+    tweak(&mut settings);
+    let app = Application::build(settings).await.expect("build app");
+    let port = app.port();
+    let pool = app.pool().clone();
+    let setup_url = app.setup_url().map(str::to_owned);
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        db,
+        pool,
+        client: client_with(jar.clone()),
+        jar,
+        setup_url,
+        handle,
+    }
+}
+
+pub fn client_with(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The argon2 hash of [`PASSWORD`], computed once per test binary.
+pub fn password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| dashboard::auth::password::hash_blocking(PASSWORD).unwrap())
+}
+
+/// Extracts `name="csrf_token" value="…"` from a page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a csrf_token field") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// A second browser on the same app.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub address: String,
+}
+
+impl TestApp {
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Browser { client: client_with(jar.clone()), jar, address: self.address.clone() }
+    }
+
+    /// This app's default browser.
+    pub fn me(&self) -> Browser {
+        Browser { client: self.client.clone(), jar: self.jar.clone(), address: self.address.clone() }
+    }
+
+    pub async fn create_user(&self, name: &str, role: users::Role) -> users::User {
+        let name = name.to_owned();
+        db::run(&self.pool, move |conn| Ok(users::create(conn, &name, password_hash(), role)?)).await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.me().get(path).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.me().login(username, password).await
+    }
+
+    pub async fn session_rows(&self) -> i64 {
+        db::run(&self.pool, |conn| Ok(db::sessions::count_all(conn)?)).await.unwrap()
+    }
+
+    /// Runs SQL-free diesel code against the app's database.
+    pub async fn with_db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut db::DbConn) -> QueryResult<T> + Send + 'static,
+    ) -> T {
+        db::run(&self.pool, move |conn| Ok(f(conn)?)).await.unwrap()
+    }
+
+    /// Moves every session's expiry `ms` milliseconds into the past (as if the time had passed).
+    pub async fn expire_all_sessions(&self) {
+        use dashboard::db::schema::sessions::dsl::*;
+        let past = dashboard::util::now_ms() - 1;
+        self.with_db(move |c| diesel::update(sessions).set(idle_expires_at.eq(past)).execute(c)).await;
+    }
+}
+
+impl Browser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// GETs `page`, then POSTs `fields` plus that page's CSRF token to `action`.
+    pub async fn submit(&self, page: &str, action: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let html = self.get(page).await.text().await.unwrap();
+        let token = csrf_from(&html);
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &token));
+        self.client.post(self.url(action)).form(&form).send().await.expect("POST")
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.submit("/login", "/login", &[("username", username), ("password", password)]).await
+    }
+
+    pub async fn logout(&self) -> reqwest::Response {
+        self.submit("/", "/logout", &[]).await
+    }
+
+    /// The session cookie's value, if the jar holds one.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&self.address.parse().unwrap())?;
+        header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix("dashboard_session=").map(str::to_owned))
+    }
+
+    /// Replaces the session cookie (to replay an old one, or forge one).
+    pub fn set_session_cookie(&self, value: &str) {
+        self.jar.add_cookie_str(&format!("dashboard_session={value}; Path=/"), &self.address.parse().unwrap());
+    }
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}

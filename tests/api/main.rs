@@ -1,0 +1,12 @@
+//! Integration tests: each spawns the real app on port 0 with a fresh database. Every database-facing
+//! test runs on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
+
+mod helpers;
+
+mod cli;
+mod expiry;
+mod login;
+mod migrations;
+mod pages;
+mod sessions;
+mod setup;
