@@ -246,3 +246,22 @@ fn a_bad_configuration_stops_with_a_message_naming_the_variable() {
     }
     assert!(!dir.path().join("x.db").exists(), "nothing was created");
 }
+
+#[test]
+fn a_dotenv_file_is_read_and_the_real_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "DATABASE_URL=from-dotenv.db\nDASHBOARD_PRUNE_INTERVAL=5m\n").unwrap();
+    let run = |env: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+        cmd.arg("migrate").current_dir(dir.path()).env_remove("DATABASE_URL");
+        if let Some(url) = env {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(None);
+    assert!(dir.path().join("from-dotenv.db").exists());
+    run(Some("from-env.db"));
+    assert!(dir.path().join("from-env.db").exists(), "the real environment wins");
+}

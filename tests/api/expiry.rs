@@ -180,3 +180,54 @@ async fn the_pruner_deletes_expired_sessions_and_only_those(kind: DbKind) {
     assert_eq!(rows, 1, "the pruner removed both expired rows");
     assert_eq!(live.get("/").await.status(), 200, "and kept the live one");
 }
+
+both_databases!(two_pruners_on_one_database_do_not_conflict);
+
+async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
+    use dashboard::db::sessions::NewSession;
+    use dashboard::session::pruner::prune_expired;
+
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    // Bob's: alice's own expired sessions would be deleted when she signs in below.
+    let bob = app.create_user("bob", Role::User).await;
+    let past = now_ms() - 1000;
+    let user_id = bob.id.clone();
+    app.with_db(move |c| {
+        for batch in 0..6 {
+            let ids: Vec<(String, String)> =
+                (0..500).map(|i| (format!("s{batch}-{i}"), format!("h{batch}-{i}"))).collect();
+            let rows: Vec<NewSession> = ids
+                .iter()
+                .map(|(id, hash)| NewSession {
+                    id,
+                    token_hash: hash,
+                    user_id: &user_id,
+                    data: "{}",
+                    created_at: past,
+                    last_seen_at: past,
+                    idle_expires_at: past,
+                    absolute_expires_at: None,
+                    ip: "127.0.0.1",
+                    user_agent: "test",
+                })
+                .collect();
+            // MultiConnection has no multi-row INSERT: one statement per row, one transaction per batch.
+            c.transaction(|c| rows.iter().try_for_each(|row| dashboard::db::sessions::insert(c, row).map(drop)))?;
+        }
+        Ok(())
+    })
+    .await;
+    let live = app.browser();
+    live.login("alice", PASSWORD).await;
+    assert_eq!(app.session_rows().await, 3001);
+
+    // Two "instances" (separate pools) prune at once.
+    let (pool_a, pool_b) = (app.db.pool(), app.db.pool());
+    let a = tokio::task::spawn_blocking(move || prune_expired(&mut pool_a.get().unwrap(), || {}));
+    let b = tokio::task::spawn_blocking(move || prune_expired(&mut pool_b.get().unwrap(), || {}));
+    let (a, b) = (a.await.unwrap().expect("pruner a"), b.await.unwrap().expect("pruner b"));
+    assert_eq!(a + b, 3000, "every expired row deleted once: {a} + {b}");
+    assert_eq!(app.session_rows().await, 1);
+    assert_eq!(live.get("/").await.status(), 200);
+}
