@@ -44,3 +44,18 @@ pub async fn require_session(
     }
     Ok(res.map_into_left_body())
 }
+
+/// For the `/admin` scope: a signed-in user who is not an admin gets a `403` page (their session stays
+/// valid). The role comes from the database on every request, so a demotion applies at once.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let is_admin = req.extensions().get::<LiveSession>().is_some_and(|u| u.role == crate::db::users::Role::Admin);
+    if !is_admin {
+        let page =
+            crate::error::error_page(actix_web::http::StatusCode::FORBIDDEN, Some("This page is for administrators."));
+        return Ok(req.into_response(page).map_into_right_body());
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

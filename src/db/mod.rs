@@ -116,12 +116,12 @@ pub fn migrate(conn: &mut DbConn) -> anyhow::Result<usize> {
     }
 }
 
-/// Reverts the most recent migration (used by tests that check `down.sql`).
-pub fn revert_last(conn: &mut DbConn) -> anyhow::Result<()> {
+/// Reverts every applied migration (used by tests that check the `down.sql` files); returns how many.
+pub fn revert_all(conn: &mut DbConn) -> anyhow::Result<usize> {
     let err = |e| anyhow::anyhow!("revert failed: {e}");
     match conn {
-        DbConn::Postgres(pg) => pg.revert_last_migration(MIGRATIONS).map(|_| ()).map_err(err),
-        DbConn::Sqlite(sqlite) => sqlite.revert_last_migration(MIGRATIONS).map(|_| ()).map_err(err),
+        DbConn::Postgres(pg) => pg.revert_all_migrations(MIGRATIONS).map(|v| v.len()).map_err(err),
+        DbConn::Sqlite(sqlite) => sqlite.revert_all_migrations(MIGRATIONS).map(|v| v.len()).map_err(err),
     }
 }
 

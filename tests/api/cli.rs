@@ -173,7 +173,8 @@ async fn sessions_commands_list_revoke_and_prune(kind: DbKind) {
 
 async fn migrate_applies_pending_migrations(kind: DbKind) {
     let db = TestDb::new(kind);
-    assert_eq!(ok(dashboard(&db, &["migrate"], None)).trim(), "applied 1 migrations");
+    let first = ok(dashboard(&db, &["migrate"], None));
+    assert!(first.starts_with("applied ") && first.trim() != "applied 0 migrations", "{first}");
     assert_eq!(ok(dashboard(&db, &["migrate"], None)).trim(), "applied 0 migrations");
     // A command on a new database migrates it first.
     let fresh = TestDb::new(kind);

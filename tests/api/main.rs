@@ -3,6 +3,8 @@
 
 mod helpers;
 
+mod account;
+mod admin;
 mod cli;
 mod expiry;
 mod login;
