@@ -20,19 +20,7 @@ async fn my_sessions_lists_only_my_live_sessions_and_marks_the_current_one(kind:
     let app = spawn_app(kind).await;
     app.create_user("alice", Role::User).await;
     app.create_user("bob", Role::User).await;
-    let firefox = app.browser();
-    firefox
-        .client
-        .post(firefox.url("/login"))
-        .header("user-agent", FIREFOX)
-        .form(&[
-            ("username", "alice"),
-            ("password", PASSWORD),
-            ("csrf_token", &csrf_from(&firefox.get("/login").await.text().await.unwrap())),
-        ])
-        .send()
-        .await
-        .unwrap();
+    app.browser_as(FIREFOX).login("alice", PASSWORD).await;
     app.login("alice", PASSWORD).await;
     app.browser().login("bob", PASSWORD).await;
 

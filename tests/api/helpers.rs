@@ -134,7 +134,14 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
 }
 
 pub fn client_with(jar: Arc<reqwest::cookie::Jar>) -> reqwest::Client {
-    reqwest::Client::builder()
+    client_as(jar, "")
+}
+
+/// A client that sends `user_agent` (none when empty).
+pub fn client_as(jar: Arc<reqwest::cookie::Jar>, user_agent: &str) -> reqwest::Client {
+    let builder = reqwest::Client::builder();
+    let builder = if user_agent.is_empty() { builder } else { builder.user_agent(user_agent.to_owned()) };
+    builder
         .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -174,6 +181,12 @@ impl TestApp {
     pub fn browser(&self) -> Browser {
         let jar = Arc::new(reqwest::cookie::Jar::default());
         Browser { client: client_with(jar.clone()), jar, address: self.address.clone() }
+    }
+
+    /// A second browser that sends a user agent.
+    pub fn browser_as(&self, user_agent: &str) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Browser { client: client_as(jar.clone(), user_agent), jar, address: self.address.clone() }
     }
 
     /// This app's default browser.

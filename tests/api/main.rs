@@ -5,6 +5,7 @@ mod helpers;
 
 mod account;
 mod admin;
+mod browser;
 mod cli;
 mod expiry;
 mod login;

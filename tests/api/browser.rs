@@ -1,0 +1,190 @@
+//! End to end in a real browser: Chromium driven over WebDriver (chromedriver), both from Debian's
+//! packages. Screenshots of each page go to `target/screenshots/` so a failure can be seen; with
+//! `DASHBOARD_UPDATE_DOCS=1` they are also copied to `docs/screenshots/` for the README.
+//!
+//! Skipped (with a message) when `chromedriver` is not installed, unless `DASHBOARD_REQUIRE_BROWSER=1`
+//! (set by `.ci/run`), which makes a missing browser a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use dashboard::db::users::Role;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::helpers::*;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find_chromedriver() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("chromedriver")).find(|p| p.is_file())
+}
+
+fn find_chromium() -> Option<&'static str> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+async fn start_browser() -> Option<(Driver, Client)> {
+    let required = std::env::var("DASHBOARD_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let (Some(driver), Some(chromium)) = (find_chromedriver(), find_chromium()) else {
+        assert!(!required, "DASHBOARD_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed");
+        eprintln!("chromium or chromedriver not installed: browser test not run");
+        return None;
+    };
+    // reqwest and fantoccini bring different rustls back ends; choose one for the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Driver(child);
+    let user_data = tempfile::tempdir().unwrap().keep();
+    let caps = serde_json::json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", user_data.display()),
+            ]
+        }
+    });
+    let caps = caps.as_object().unwrap().clone();
+    for _ in 0..50 {
+        match ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    panic!("chromedriver did not accept a session");
+}
+
+fn screenshot_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.expect("screenshot");
+    std::fs::write(screenshot_dir().join(format!("{name}.png")), &png).unwrap();
+    if std::env::var("DASHBOARD_UPDATE_DOCS").is_ok_and(|v| v == "1") {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+    }
+}
+
+async fn path_of(client: &Client) -> String {
+    let url = client.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
+
+async fn wait_for_path(client: &Client, want: &str) {
+    for _ in 0..50 {
+        if path_of(client).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(path_of(client).await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
+    let Some((_driver, client)) = start_browser().await else { return };
+    let app = spawn_app(DbKind::Sqlite).await;
+    app.create_user("ada", Role::Admin).await;
+    app.create_user("grace", Role::User).await;
+    // Some company on the session pages.
+    let other = app.browser_as(
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    );
+    other.login("grace", PASSWORD).await;
+    app.browser_as("Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0")
+        .login("ada", PASSWORD)
+        .await;
+
+    let result = async {
+        // Opening the dashboard sends the browser to sign in.
+        client.goto(&app.url("/")).await.unwrap();
+        wait_for_path(&client, "/login?next=%2F").await;
+        shot(&client, "login").await;
+
+        client.find(Locator::Id("username")).await.unwrap().send_keys("ada").await.unwrap();
+        client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+        client.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/").await;
+        let who = client.find(Locator::Id("username")).await.unwrap().text().await.unwrap();
+        assert_eq!(who, "ada");
+        shot(&client, "dashboard").await;
+
+        client.find(Locator::LinkText("My sessions")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/account/sessions").await;
+        let current = client.find_all(Locator::Css("tr[data-current='true']")).await.unwrap();
+        assert_eq!(current.len(), 1);
+        shot(&client, "my-sessions").await;
+
+        for (link, path, name) in [
+            ("Password", "/account/password", "password"),
+            ("Active sessions", "/admin/sessions", "admin-sessions"),
+            ("Users", "/admin/users", "admin-users"),
+        ] {
+            client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
+            wait_for_path(&client, path).await;
+            shot(&client, name).await;
+        }
+
+        // Narrow screens: 360 px wide.
+        client.set_window_size(360, 800).await.unwrap();
+        client.goto(&app.url("/admin/sessions")).await.unwrap();
+        shot(&client, "admin-sessions-narrow").await;
+        client.set_window_size(1280, 900).await.unwrap();
+
+        // Sign out through the header's button.
+        client.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/login").await;
+
+        // A page behind the guard sends the browser back to sign in.
+        client.goto(&app.url("/account/sessions")).await.unwrap();
+        wait_for_path(&client, "/login?next=%2Faccount%2Fsessions").await;
+
+        // Signed in again, then the session expires: the login page says so.
+        client.find(Locator::Id("username")).await.unwrap().send_keys("ada").await.unwrap();
+        client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+        client.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+        wait_for_path(&client, "/account/sessions").await;
+        app.expire_all_sessions().await;
+        client.refresh().await.unwrap();
+        wait_for_path(&client, "/login?next=%2Faccount%2Fsessions").await;
+        let notice = client.find(Locator::Css(".notice")).await.unwrap().text().await.unwrap();
+        assert!(notice.contains("Your session has expired"), "{notice}");
+        shot(&client, "login-expired").await;
+    }
+    .await;
+    client.close().await.unwrap();
+    result
+}
