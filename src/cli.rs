@@ -8,6 +8,7 @@ use diesel::Connection as _;
 
 use crate::auth::password::{check_policy, hash_blocking};
 use crate::config::Settings;
+use crate::db::events::{self, NewEvent};
 use crate::db::{sessions, users, DbConn};
 use crate::session::pruner;
 use crate::startup::Application;
@@ -32,6 +33,24 @@ enum Command {
     /// Inspect and end sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// One line per event, newest first: time, kind, user, actor, client IP, session, detail.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// sign_in, sign_in_failed, locked_out, sign_out, session_expired, session_ended,
+        /// password_changed, role_changed, user_created, user_disabled, user_enabled, first_admin_created
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::events::KINDS))]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -106,7 +125,8 @@ pub fn main() -> ExitCode {
         Command::Serve => serve(settings),
         Command::Migrate => migrate(&settings),
         Command::User(cmd) => with_conn(&settings, |conn| user(conn, &settings, cmd)),
-        Command::Sessions(cmd) => with_conn(&settings, |conn| sessions_cmd(conn, cmd)),
+        Command::Sessions(cmd) => with_conn(&settings, |conn| sessions_cmd(conn, &settings, cmd)),
+        Command::Events(cmd) => with_conn(&settings, |conn| events_cmd(conn, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,7 +198,13 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             check_policy(&password, &name, settings.password_min_length).map_err(|why| anyhow::anyhow!("{why}"))?;
             let hash = hash_blocking(&password)?;
             match users::create(conn, &name, &hash, role) {
-                Ok(_) => println!("created {role} `{name}`"),
+                Ok(_) => {
+                    events::record(
+                        conn,
+                        &NewEvent::new("user_created").user(&name).actor("cli").detail(role.as_str()),
+                    )?;
+                    println!("created {role} `{name}`")
+                }
                 Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
                     anyhow::bail!("the username `{name}` is taken")
                 }
@@ -193,7 +219,13 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             let hash = hash_blocking(&password)?;
             let ended = conn.transaction(|conn| {
                 users::set_password_hash(conn, &user.id, &hash)?;
-                sessions::delete_for_user(conn, &user.id)
+                let ended = sessions::delete_for_user(conn, &user.id)?;
+                let detail = format!("ended {ended} sessions");
+                events::record(
+                    conn,
+                    &NewEvent::new("password_changed").user(&user.username).actor("cli").detail(detail),
+                )?;
+                Ok::<_, diesel::result::Error>(ended)
             })?;
             println!("password changed for `{}`; ended {ended} sessions", user.username);
         }
@@ -201,7 +233,11 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             let user = find_user(conn, &name)?;
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
             match users::set_role(conn, &user.username, role)? {
-                users::AdminGuarded::Done => println!("`{}` is now {role}", user.username),
+                users::AdminGuarded::Done => {
+                    let event = NewEvent::new("role_changed").user(&user.username).actor("cli").detail(role.as_str());
+                    events::record(conn, &event)?;
+                    println!("`{}` is now {role}", user.username)
+                }
                 users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
                 users::AdminGuarded::LastActiveAdmin => {
                     anyhow::bail!("`{}` is the last active admin and cannot be demoted", user.username)
@@ -213,6 +249,11 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             match users::set_disabled(conn, &user.username, true)? {
                 users::AdminGuarded::Done => {
                     let ended = sessions::delete_for_user(conn, &user.id)?;
+                    let detail = format!("ended {ended} sessions");
+                    events::record(
+                        conn,
+                        &NewEvent::new("user_disabled").user(&user.username).actor("cli").detail(detail),
+                    )?;
                     println!("disabled `{}`; ended {ended} sessions", user.username);
                 }
                 users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
@@ -224,6 +265,7 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
         UserCommand::Enable { name } => {
             let user = find_user(conn, &name)?;
             users::set_disabled(conn, &user.username, false)?;
+            events::record(conn, &NewEvent::new("user_enabled").user(&user.username).actor("cli"))?;
             println!("enabled `{}`", user.username);
         }
         UserCommand::List => {
@@ -236,7 +278,7 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
     Ok(())
 }
 
-fn sessions_cmd(conn: &mut DbConn, cmd: SessionsCommand) -> anyhow::Result<()> {
+fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) -> anyhow::Result<()> {
     match cmd {
         SessionsCommand::List { user } => {
             let user_id = match user {
@@ -260,14 +302,27 @@ fn sessions_cmd(conn: &mut DbConn, cmd: SessionsCommand) -> anyhow::Result<()> {
         }
         SessionsCommand::Revoke { id, user, all } => {
             let ended = if let Some(id) = id {
+                let owner =
+                    sessions::owner_name(conn, &id)?.ok_or_else(|| anyhow::anyhow!("no session with id `{id}`"))?;
                 let n = sessions::delete_by_id(conn, &id)?;
-                anyhow::ensure!(n > 0, "no session with id `{id}`");
+                events::record(conn, &NewEvent::new("session_ended").user(owner).actor("cli").session(&id))?;
                 n
             } else if let Some(name) = user {
                 let user = find_user(conn, &name)?;
-                sessions::delete_for_user(conn, &user.id)?
+                let n = sessions::delete_for_user(conn, &user.id)?;
+                let event = NewEvent::new("session_ended")
+                    .user(&user.username)
+                    .actor("cli")
+                    .detail(format!("all {n} sessions"));
+                events::record(conn, &event)?;
+                n
             } else if all {
-                sessions::delete_all(conn)?
+                let n = sessions::delete_all(conn)?;
+                events::record(
+                    conn,
+                    &NewEvent::new("session_ended").actor("cli").detail(format!("every session ({n})")),
+                )?;
+                n
             } else {
                 anyhow::bail!("say which sessions: --id ID, --user NAME or --all");
             };
@@ -275,8 +330,31 @@ fn sessions_cmd(conn: &mut DbConn, cmd: SessionsCommand) -> anyhow::Result<()> {
         }
         SessionsCommand::Prune => {
             let n = pruner::prune_expired(conn, || {})?;
+            let retention =
+                pruner::Retention { events: settings.event_retention, throttle_window: settings.login_lockout };
+            pruner::prune_housekeeping(conn, retention, || {})?;
             println!("pruned {n} expired sessions");
         }
+    }
+    Ok(())
+}
+
+fn events_cmd(conn: &mut DbConn, cmd: EventsCommand) -> anyhow::Result<()> {
+    let EventsCommand::List { user, kind, limit } = cmd;
+    let user = user.map(|u| u.trim().to_lowercase());
+    let clean = |s: &str| s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+    for e in events::list(conn, user.as_deref(), kind.as_deref(), None, limit)? {
+        let opt = |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "-".into());
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            format_ms(e.at),
+            e.kind,
+            opt(&e.username),
+            opt(&e.actor),
+            opt(&e.client_ip),
+            opt(&e.session_id),
+            clean(&e.detail)
+        );
     }
     Ok(())
 }

@@ -82,6 +82,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// How many sign-ins may hash at once; defaults to the number of cores.
     pub hash_concurrency: usize,
+    /// How long audit events are kept (`DASHBOARD_EVENT_RETENTION`, default 90 days); `None` keeps them.
+    pub event_retention: Option<Duration>,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -135,6 +137,7 @@ impl Settings {
         let absolute_timeout = duration("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "12h", true)?;
         let prune_interval = duration("DASHBOARD_PRUNE_INTERVAL", "10m", true)?;
         let login_lockout = duration("DASHBOARD_LOGIN_LOCKOUT", "15m", false)?.unwrap_or_default();
+        let event_retention = duration("DASHBOARD_EVENT_RETENTION", "90days", true)?;
 
         let number = |name: &str, default: usize, min: usize, max: usize| -> Result<usize, String> {
             let raw = var(name).unwrap_or_else(|| default.to_string());
@@ -224,6 +227,7 @@ impl Settings {
             cloud_required,
             log_format,
             hash_concurrency: cores.max(1),
+            event_retention,
         })
     }
 

@@ -33,7 +33,17 @@ pub struct AppConfig {
     pub password_min_length: usize,
     pub idle_timeout: Duration,
     pub absolute_timeout: Option<Duration>,
+    pub login_max_failures: u32,
+    pub login_lockout: Duration,
     pub cloud_configured: bool,
+}
+
+impl AppConfig {
+    /// Failed sign-ins from one client IP (any usernames) before that IP is locked: spraying one
+    /// password across many names is stopped too.
+    pub fn ip_max_failures(&self) -> u32 {
+        self.login_max_failures.saturating_mul(10)
+    }
 }
 
 /// A bound, not yet running server.
@@ -42,6 +52,7 @@ pub struct Application {
     server: Server,
     pool: Pool,
     prune_interval: Option<Duration>,
+    retention: pruner::Retention,
     public_url: String,
     setup_url: Option<String>,
 }
@@ -125,6 +136,8 @@ impl Application {
             password_min_length: settings.password_min_length,
             idle_timeout: settings.idle_timeout,
             absolute_timeout: settings.absolute_timeout,
+            login_max_failures: settings.login_max_failures,
+            login_lockout: settings.login_lockout,
             cloud_configured: settings.cloud_secret_id.is_some(),
         });
         let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
@@ -204,7 +217,16 @@ impl Application {
         .shutdown_timeout(5)
         .run();
 
-        Ok(Self { port: addr.port(), server, pool, prune_interval: settings.prune_interval, public_url, setup_url })
+        let retention = pruner::Retention { events: settings.event_retention, throttle_window: settings.login_lockout };
+        Ok(Self {
+            port: addr.port(),
+            server,
+            pool,
+            prune_interval: settings.prune_interval,
+            retention,
+            public_url,
+            setup_url,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -232,7 +254,8 @@ impl Application {
 
     /// Serves until stopped; the pruner runs alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let pruner = self.prune_interval.map(|every| tokio::spawn(pruner::run(self.pool.clone(), every)));
+        let pruner =
+            self.prune_interval.map(|every| tokio::spawn(pruner::run(self.pool.clone(), every, self.retention)));
         let result = self.server.await;
         if let Some(pruner) = pruner {
             pruner.abort();

@@ -1,6 +1,7 @@
 //! Passwords: argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) as PHC strings, computed on
 //! the blocking pool behind a semaphore so that a burst of sign-ins cannot starve page serving.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
@@ -15,11 +16,18 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
 }
 
+/// NFKC, as NIST SP 800-63B asks: the same password typed on two keyboards (composed or
+/// decomposed accents, full-width forms) is the same password. Applied before every hash and check.
+pub fn normalize(password: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    password.nfkc().collect()
+}
+
 /// Hashes on the current thread. For the command line and start-up; the server uses [`Hasher`].
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     argon2()
-        .hash_password(password.as_bytes(), &salt)
+        .hash_password(normalize(password).as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
@@ -27,13 +35,30 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
 /// Verifies on the current thread. A malformed stored hash verifies as false.
 pub fn verify_blocking(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2().verify_password(normalize(password).as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
 
-/// Why a new password is refused; the text is shown to the person setting it.
+/// True when a stored hash is weaker than what we hash with now (another algorithm or version, or
+/// lower argon2 costs): it is re-hashed at the next successful sign-in.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return true };
+    if parsed.algorithm != Algorithm::Argon2id.ident() || parsed.version != Some(Version::V0x13.into()) {
+        return true;
+    }
+    let Ok(params) = Params::try_from(&parsed) else { return true };
+    let want = Params::DEFAULT;
+    params.m_cost() < want.m_cost() || params.t_cost() < want.t_cost() || params.p_cost() < want.p_cost()
+}
+
+/// Why a new password is refused; the text is shown to the person setting it. The rules of NIST
+/// SP 800-63B: a minimum length (code points, after NFKC), at most 1024, no composition rules, and no
+/// password that is common or guessable (zxcvbn's estimate, with its lists of common passwords,
+/// words and names) or that contains the username.
 pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result<(), String> {
+    let password = normalize(password);
+    let password = password.as_str();
     let length = password.chars().count();
     if length < min_length {
         return Err(format!("The password must be at least {min_length} characters long."));
@@ -47,6 +72,13 @@ pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result
     if password.chars().all(|c| c == password.chars().next().unwrap_or(c)) {
         return Err("The password must not be one character repeated.".into());
     }
+    // The estimator's cost grows with length; the first 256 characters decide whether a password is
+    // a common one.
+    let head: String = password.chars().take(256).collect();
+    let estimate = zxcvbn::zxcvbn(&head, &[username, "dashboard"]);
+    if estimate.score() < zxcvbn::Score::Three {
+        return Err("The password is too common or too easy to guess. A few unrelated words make a good one.".into());
+    }
     Ok(())
 }
 
@@ -56,12 +88,23 @@ pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result
 pub struct Hasher {
     permits: Arc<Semaphore>,
     dummy_hash: Arc<str>,
+    verifications: Arc<AtomicU64>,
 }
 
 impl Hasher {
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         let dummy = hash_blocking(&crate::util::random_alphanumeric(32))?;
-        Ok(Self { permits: Arc::new(Semaphore::new(concurrency.max(1))), dummy_hash: dummy.into() })
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            dummy_hash: dummy.into(),
+            verifications: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// How many verifications this hasher has run (tests use it to check that unknown users cost one
+    /// and locked-out attempts none).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there is no user (always
@@ -70,6 +113,7 @@ impl Hasher {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
         let _permit = self.permits.acquire().await?;
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let ok = tokio::task::spawn_blocking(move || verify_blocking(password.expose_secret(), &phc)).await?;
         Ok(ok && known)
     }
@@ -100,5 +144,34 @@ mod tests {
         assert!(check_policy("my name is bob!! ok", "bob", 15).unwrap_err().contains("username"));
         assert!(check_policy("aaaaaaaaaaaaaaaa", "bob", 15).unwrap_err().contains("repeated"));
         assert!(check_policy("correct horse battery staple 🐴", "bob", 15).is_ok());
+        for common in ["passwordpassword", "qwertyuiopasdfgh", "123456789012345", "iloveyouiloveyou"] {
+            assert!(check_policy(common, "bob", 15).unwrap_err().contains("too common"), "{common}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_compared_after_nfkc() {
+        let composed = "caf\u{e9} au lait, bien chaud";
+        let decomposed = "cafe\u{301} au lait, bien chaud";
+        let h = hash_blocking(composed).unwrap();
+        assert!(verify_blocking(decomposed, &h));
+        // Each code point counts once: 15 accented letters meet a minimum of 15.
+        assert!(check_policy(&"é".repeat(14), "x", 15).is_err());
+    }
+
+    #[test]
+    fn weaker_hashes_need_a_rehash() {
+        assert!(!needs_rehash(&hash_blocking("correct horse battery staple").unwrap()));
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
+            .hash_password(b"x", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(needs_rehash(&weak));
+        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::DEFAULT)
+            .hash_password(b"x", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(needs_rehash(&argon2i));
+        assert!(needs_rehash("garbage"));
     }
 }

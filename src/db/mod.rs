@@ -3,9 +3,11 @@
 //! Queries are written once against [`DbConn`] (diesel's `MultiConnection`); the few statements whose
 //! SQL differs between the two databases match on the variant, and live next to their callers.
 
+pub mod events;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
+pub mod throttle;
 pub mod users;
 
 use std::time::Duration;
@@ -145,4 +147,25 @@ where
 pub fn ping(conn: &mut DbConn) -> anyhow::Result<()> {
     conn.ping()?;
     Ok(())
+}
+
+/// Raw SQL written once with PostgreSQL's numbered placeholders (`$1`, `$2`, …), spelled for the
+/// connection's database: SQLite's `?1`, `?2`, … mean the same (numbered, reusable), so one text
+/// serves both. Only for the few statements diesel's portable DSL cannot express.
+pub fn portable_sql(conn: &DbConn, sql: &str) -> String {
+    match conn {
+        DbConn::Postgres(_) => sql.to_owned(),
+        DbConn::Sqlite(_) => {
+            let mut out = String::with_capacity(sql.len());
+            let mut chars = sql.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                    out.push('?');
+                } else {
+                    out.push(c);
+                }
+            }
+            out
+        }
+    }
 }

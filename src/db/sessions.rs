@@ -210,3 +210,8 @@ pub fn delete_for_user_except(conn: &mut DbConn, user_id: &str, keep: &str) -> Q
 pub fn count_all(conn: &mut DbConn) -> QueryResult<i64> {
     sessions::table.count().get_result(conn)
 }
+
+/// The username owning a session, if the session exists.
+pub fn owner_name(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
+    sessions::table.inner_join(users::table).filter(sessions::id.eq(id)).select(users::username).first(conn).optional()
+}

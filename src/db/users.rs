@@ -159,21 +159,19 @@ pub fn set_disabled(conn: &mut DbConn, username: &str, disabled: bool) -> QueryR
 }
 
 /// `UPDATE users SET <assignment>` on one user, only while another active admin exists: check and
-/// write in one statement. (diesel's DSL cannot filter an UPDATE by a subquery on the same table,
-/// and the placeholders differ by backend, hence the two spellings.)
+/// write in one statement. (diesel's DSL cannot filter an UPDATE by a subquery on the same table.)
 fn update_keeping_an_admin(conn: &mut DbConn, assignment: &'static str, id: &str) -> QueryResult<usize> {
     use diesel::sql_types::Text;
-    let sql = |p1: &str, p2: &str| {
-        format!(
-            "UPDATE users SET {assignment} WHERE id = {p1} AND EXISTS (SELECT 1 FROM users AS other \
-             WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> {p2})"
-        )
-    };
+    let sql = super::portable_sql(
+        conn,
+        &format!(
+            "UPDATE users SET {assignment} WHERE id = $1 AND EXISTS (SELECT 1 FROM users AS other \
+             WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> $1)"
+        ),
+    );
     match conn {
-        DbConn::Postgres(pg) => diesel::sql_query(sql("$1", "$2")).bind::<Text, _>(id).bind::<Text, _>(id).execute(pg),
-        DbConn::Sqlite(sqlite) => {
-            diesel::sql_query(sql("?", "?")).bind::<Text, _>(id).bind::<Text, _>(id).execute(sqlite)
-        }
+        DbConn::Postgres(pg) => diesel::sql_query(sql).bind::<Text, _>(id).execute(pg),
+        DbConn::Sqlite(sqlite) => diesel::sql_query(sql).bind::<Text, _>(id).execute(sqlite),
     }
 }
 

@@ -13,6 +13,7 @@ use super::{render, see_other, Done, Layout};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::password::{check_policy, Hasher};
 use crate::auth::{client_ip, CurrentUser};
+use crate::db::events::{self, NewEvent};
 use crate::db::{self, sessions, users, Pool};
 use crate::error::AppError;
 use crate::startup::AppConfig;
@@ -47,7 +48,15 @@ pub async fn revoke(user: CurrentUser, id: web::Path<String>, pool: web::Data<Po
         return Err(AppError::BadRequest("Use “Sign out” to end the session you are using.".into()));
     }
     let (target, owner) = (id.clone(), user.user_id.clone());
-    let ended = db::run(&pool, move |conn| Ok(sessions::delete_own(conn, &target, &owner)?)).await?;
+    let event = NewEvent::new("session_ended").user(&user.username).session(&id).detail("by the user");
+    let ended = db::run(&pool, move |conn| {
+        let ended = sessions::delete_own(conn, &target, &owner)?;
+        if ended == 1 {
+            events::record(conn, &event)?;
+        }
+        Ok(ended)
+    })
+    .await?;
     if ended == 0 {
         return Err(AppError::NotFound);
     }
@@ -57,7 +66,14 @@ pub async fn revoke(user: CurrentUser, id: web::Path<String>, pool: web::Data<Po
 
 pub async fn revoke_others(user: CurrentUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
     let (owner, keep) = (user.user_id.clone(), user.session_id.clone());
-    let ended = db::run(&pool, move |conn| Ok(sessions::delete_for_user_except(conn, &owner, &keep)?)).await?;
+    let name = user.username.clone();
+    let ended = db::run(&pool, move |conn| {
+        let ended = sessions::delete_for_user_except(conn, &owner, &keep)?;
+        let detail = format!("{ended} other sessions, by the user");
+        events::record(conn, &NewEvent::new("session_ended").user(name).session(keep).detail(detail))?;
+        Ok(ended)
+    })
+    .await?;
     tracing::info!(username = %user.username, session = %user.session_id, ended, "user ended their other sessions");
     Ok(see_other(&format!("/account/sessions?done=others-ended&n={ended}")))
 }
@@ -130,15 +146,18 @@ pub async fn change_password(
     }
     let hash = hasher.hash(SecretString::from(new_password)).await?;
     let (user_id, keep) = (user.user_id.clone(), user.session_id.clone());
+    let ip = client_ip(&req, &config.trusted_proxies);
+    let event = NewEvent::new("password_changed").user(&user.username).session(&user.session_id).ip(&ip);
     let ended = db::run(&pool, move |conn| {
         Ok(conn.transaction(|conn| {
             users::set_password_hash(conn, &user_id, &hash)?;
-            sessions::delete_for_user_except(conn, &user_id, &keep)
+            let ended = sessions::delete_for_user_except(conn, &user_id, &keep)?;
+            events::record(conn, &event.detail(format!("ended {ended} other sessions")))?;
+            Ok::<_, diesel::result::Error>(ended)
         })?)
     })
     .await?;
     // A new token for the current session too: whoever else held it is out.
-    let ip = client_ip(&req, &config.trusted_proxies);
     crate::session::begin(&req, &session, &user.user_id, &ip)?;
     tracing::info!(username = %user.username, session = %user.session_id, ended, "password changed");
     Ok(see_other("/account/password?done=password-changed"))

@@ -14,6 +14,7 @@ use super::{render, see_other, Done, Layout};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::password::{check_policy, Hasher};
 use crate::auth::CurrentUser;
+use crate::db::events::{self, NewEvent};
 use crate::db::sessions::Cursor;
 use crate::db::users::{AdminGuarded, Role};
 use crate::db::{self, sessions, users, Pool};
@@ -168,8 +169,16 @@ pub async fn revoke_session(
             &form,
         );
     }
-    let target = id.clone();
-    let ended = db::run(&pool, move |conn| Ok(sessions::delete_by_id(conn, &target)?)).await?;
+    let (target, admin) = (id.clone(), user.username.clone());
+    let ended = db::run(&pool, move |conn| {
+        let Some(owner) = sessions::owner_name(conn, &target)? else { return Ok(0) };
+        let ended = sessions::delete_by_id(conn, &target)?;
+        if ended == 1 {
+            events::record(conn, &NewEvent::new("session_ended").user(owner).actor(admin).session(&target))?;
+        }
+        Ok(ended)
+    })
+    .await?;
     if ended == 0 {
         return Err(AppError::NotFound);
     }
@@ -196,10 +205,14 @@ pub async fn revoke_user_sessions(
             &form,
         );
     }
-    let target = name.clone();
+    let (target, admin) = (name.clone(), user.username.clone());
     let ended = db::run(&pool, move |conn| {
         let Some(u) = users::find_by_username(conn, &target)? else { return Ok(None) };
-        Ok(Some(sessions::delete_for_user(conn, &u.id)?))
+        let ended = sessions::delete_for_user(conn, &u.id)?;
+        let event =
+            NewEvent::new("session_ended").user(&u.username).actor(admin).detail(format!("all {ended} sessions"));
+        events::record(conn, &event)?;
+        Ok(Some(ended))
     })
     .await?
     .ok_or(AppError::NotFound)?;
@@ -302,9 +315,12 @@ pub async fn create_user(
         return refuse(StatusCode::BAD_REQUEST, why, user).await;
     }
     let hash = hasher.hash(SecretString::from(password)).await?;
-    let new_name = name.clone();
+    let (new_name, admin) = (name.clone(), user.username.clone());
     let created = db::run(&pool, move |conn| match users::create(conn, &new_name, &hash, role) {
-        Ok(_) => Ok(true),
+        Ok(_) => {
+            events::record(conn, &NewEvent::new("user_created").user(&new_name).actor(admin).detail(role.as_str()))?;
+            Ok(true)
+        }
         Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
         Err(e) => Err(e.into()),
     })
@@ -332,8 +348,16 @@ pub async fn set_role(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     let role = Role::parse(&form.role).ok_or_else(|| AppError::BadRequest("Choose the role admin or user.".into()))?;
-    let target = name.clone();
-    match db::run(&pool, move |conn| Ok(users::set_role(conn, &target, role)?)).await? {
+    let (target, admin) = (name.clone(), user.username.clone());
+    let outcome = db::run(&pool, move |conn| {
+        let outcome = users::set_role(conn, &target, role)?;
+        if outcome == AdminGuarded::Done {
+            events::record(conn, &NewEvent::new("role_changed").user(&target).actor(admin).detail(role.as_str()))?;
+        }
+        Ok(outcome)
+    })
+    .await?;
+    match outcome {
         AdminGuarded::Done => {
             tracing::info!(admin = %user.username, session = %user.session_id, user = %name, role = %role, "admin changed a role");
             let demoted_self = name == user.username && role != Role::Admin;
@@ -375,11 +399,17 @@ pub async fn disable(
             &form,
         );
     }
-    let target = name.clone();
+    let (target, admin) = (name.clone(), user.username.clone());
     let outcome = db::run(&pool, move |conn| {
         let outcome = users::set_disabled(conn, &target, true)?;
         let ended = match (&outcome, users::find_by_username(conn, &target)?) {
-            (AdminGuarded::Done, Some(u)) => sessions::delete_for_user(conn, &u.id)?,
+            (AdminGuarded::Done, Some(u)) => {
+                let ended = sessions::delete_for_user(conn, &u.id)?;
+                let event =
+                    NewEvent::new("user_disabled").user(&target).actor(admin).detail(format!("ended {ended} sessions"));
+                events::record(conn, &event)?;
+                ended
+            }
             _ => 0,
         };
         Ok((outcome, ended))
@@ -404,12 +434,102 @@ pub async fn enable(
     pool: web::Data<Pool>,
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
-    let target = name.clone();
-    match db::run(&pool, move |conn| Ok(users::set_disabled(conn, &target, false)?)).await? {
+    let (target, admin) = (name.clone(), user.username.clone());
+    let outcome = db::run(&pool, move |conn| {
+        let outcome = users::set_disabled(conn, &target, false)?;
+        if outcome == AdminGuarded::Done {
+            events::record(conn, &NewEvent::new("user_enabled").user(&target).actor(admin))?;
+        }
+        Ok(outcome)
+    })
+    .await?;
+    match outcome {
         AdminGuarded::NotFound => Err(AppError::NotFound),
         _ => {
             tracing::info!(admin = %user.username, session = %user.session_id, user = %name, "admin enabled a user");
             Ok(see_other("/admin/users?done=user-enabled"))
         }
     }
+}
+
+#[derive(Template)]
+#[template(path = "admin_events.html")]
+struct EventsPage {
+    layout: Layout,
+    user_filter: String,
+    kind_filter: String,
+    kinds: &'static [&'static str],
+    events: Vec<EventView>,
+    paged: bool,
+    next_cursor: Option<String>,
+}
+
+struct EventView {
+    at: String,
+    kind: String,
+    username: String,
+    actor: String,
+    client_ip: String,
+    session_id: String,
+    detail: String,
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    user: Option<String>,
+    kind: Option<String>,
+    after: Option<String>,
+}
+
+/// The audit log, newest first, filtered by user and kind, in keyset pages of 50.
+pub async fn events(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    query: web::Query<EventsQuery>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, AppError> {
+    let EventsQuery { user: name, kind, after } = query.into_inner();
+    let name = name.map(|n| n.trim().to_lowercase()).filter(|n| !n.is_empty());
+    let kind = kind.filter(|k| !k.is_empty());
+    if let Some(k) = &kind {
+        if !events::KINDS.contains(&k.as_str()) {
+            return Err(AppError::BadRequest("There is no such kind of event.".into()));
+        }
+    }
+    let after = match after.as_deref().filter(|a| !a.is_empty()) {
+        Some(raw) => {
+            Some(events::parse_cursor(raw).ok_or_else(|| AppError::BadRequest("That page link is not valid.".into()))?)
+        }
+        None => None,
+    };
+    let (n, k, a) = (name.clone(), kind.clone(), after.clone());
+    let rows =
+        db::run(&pool, move |conn| Ok(events::list(conn, n.as_deref(), k.as_deref(), a.as_ref(), PAGE_SIZE + 1)?))
+            .await?;
+    let has_more = rows.len() as i64 > PAGE_SIZE;
+    let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
+    let next_cursor = has_more.then(|| shown.last().map(|e| format!("{}.{}", e.at, e.id))).flatten();
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let events = shown
+        .iter()
+        .map(|e| EventView {
+            at: format_ms(e.at),
+            kind: e.kind.clone(),
+            username: dash(&e.username),
+            actor: dash(&e.actor),
+            client_ip: dash(&e.client_ip),
+            session_id: dash(&e.session_id),
+            detail: e.detail.clone(),
+        })
+        .collect();
+    let page = EventsPage {
+        layout: Layout::new(Some(user), &csrf),
+        user_filter: name.unwrap_or_default(),
+        kind_filter: kind.unwrap_or_default(),
+        kinds: events::KINDS,
+        events,
+        paged: after.is_some(),
+        next_cursor,
+    };
+    render(StatusCode::OK, &page)
 }

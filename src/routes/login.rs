@@ -2,7 +2,7 @@
 
 use actix_session::Session;
 use actix_web::cookie::{Cookie, CookieJar, SameSite};
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
@@ -10,12 +10,14 @@ use serde::Deserialize;
 
 use super::{render, see_other, Layout};
 use crate::auth::csrf::CsrfToken;
-use crate::auth::password::Hasher;
+use crate::auth::password::{self, Hasher};
 use crate::auth::{client_ip, is_local_path, CurrentUser};
 use crate::config::PASSWORD_MAX_LENGTH;
-use crate::db::{self, users, Pool};
+use crate::db::events::{self, NewEvent};
+use crate::db::{self, throttle, users, Pool};
 use crate::error::AppError;
 use crate::startup::AppConfig;
+use crate::util::now_ms;
 
 /// The one message for every failed sign-in, whatever the reason.
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";
@@ -85,6 +87,14 @@ pub async fn form(
     Ok(res)
 }
 
+#[derive(Template)]
+#[template(path = "error.html")]
+struct LockedPage {
+    status: u16,
+    title: &'static str,
+    message: String,
+}
+
 #[allow(clippy::too_many_arguments)]
 pub async fn submit(
     req: HttpRequest,
@@ -99,26 +109,68 @@ pub async fn submit(
     let ip = client_ip(&req, &config.trusted_proxies);
     let next = next.filter(|n| is_local_path(n));
     let shown_username: String = username.trim().chars().take(64).collect();
+    let (user_key, ip_key) = (throttle::user_key(&username), throttle::ip_key(&ip));
 
+    // One round trip: the account (if any) and whether this name or this address is locked.
     let name = users::normalize_username(&username).ok();
-    let user = match &name {
-        Some(name) => {
-            let name = name.clone();
-            db::run(&pool, move |conn| Ok(users::find_by_username(conn, &name)?)).await?
-        }
-        None => None,
-    };
+    let keys = (user_key.clone(), ip_key.clone());
+    let (user, locked_until) = db::run(&pool, move |conn| {
+        let user = match &name {
+            Some(name) => users::find_by_username(conn, name)?,
+            None => None,
+        };
+        Ok((user, throttle::locked_until(conn, &[&keys.0, &keys.1], now_ms())?))
+    })
+    .await?;
+    if let Some(until) = locked_until {
+        // Locked: no hashing at all, whatever the name, existing or not.
+        tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
+        let minutes = ((until - now_ms()) as f64 / 60_000.0).ceil().max(1.0);
+        let page = LockedPage {
+            status: 429,
+            title: "Too many failed sign-ins",
+            message: format!(
+                "Too many failed sign-ins for this account or from this address. Please wait {minutes} minute{} and try again.",
+                if minutes == 1.0 { "" } else { "s" }
+            ),
+        };
+        let mut res = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
+        let retry = ((until - now_ms()) / 1000).max(1).to_string();
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_str(&retry).map_err(|e| AppError::Internal(e.into()))?,
+        );
+        return Ok(res);
+    }
+
     // Over-long passwords are refused before any hashing; unknown users still cost one verification
     // (against a dummy hash) so that timing does not tell them apart from known ones.
-    let verified = if password.chars().count() > PASSWORD_MAX_LENGTH {
-        false
-    } else {
-        hasher.verify(SecretString::from(password), user.as_ref().map(|u| u.password_hash.clone())).await?
-    };
+    let too_long = password.chars().count() > PASSWORD_MAX_LENGTH;
+    let secret = SecretString::from(password);
+    let verified = !too_long && hasher.verify(secret.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
     let user = match user {
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in failed");
+            let (window, user_limit, ip_limit) = (
+                crate::util::duration_ms(config.login_lockout),
+                i64::from(config.login_max_failures),
+                i64::from(config.ip_max_failures()),
+            );
+            let (name, addr) = (shown_username.clone(), ip.clone());
+            db::run(&pool, move |conn| {
+                let now = now_ms();
+                let user_locked = throttle::record_failure(conn, &user_key, now, window, user_limit)?;
+                let ip_locked = throttle::record_failure(conn, &ip_key, now, window, ip_limit)?;
+                events::record(conn, &NewEvent::new("sign_in_failed").user(&name).ip(&addr))?;
+                if user_locked || ip_locked {
+                    let what = if user_locked { "username" } else { "client address" };
+                    tracing::warn!(username = %name, client_ip = %addr, locked = what, "sign-in locked out");
+                    events::record(conn, &NewEvent::new("locked_out").user(&name).ip(&addr).detail(what))?;
+                }
+                Ok(())
+            })
+            .await?;
             let mut layout = Layout::new(None, &csrf);
             layout.error = Some(INVALID_CREDENTIALS.into());
             return render(StatusCode::UNAUTHORIZED, &LoginPage { layout, next, username: shown_username });
@@ -126,8 +178,19 @@ pub async fn submit(
     };
 
     crate::session::begin(&req, &session, &user.id, &ip)?;
-    let user_id = user.id.clone();
-    db::run(&pool, move |conn| Ok(users::touch_last_login(conn, &user_id, crate::util::now_ms())?)).await?;
+    // Hashes made with weaker parameters than today's are upgraded while we hold the password.
+    let rehash = if password::needs_rehash(&user.password_hash) { Some(hasher.hash(secret).await?) } else { None };
+    let (user_id, name, addr) = (user.id.clone(), user.username.clone(), ip.clone());
+    db::run(&pool, move |conn| {
+        users::touch_last_login(conn, &user_id, now_ms())?;
+        throttle::reset(conn, &user_key)?;
+        if let Some(hash) = rehash {
+            users::set_password_hash(conn, &user_id, &hash)?;
+        }
+        events::record(conn, &NewEvent::new("sign_in").user(&name).ip(&addr))?;
+        Ok(())
+    })
+    .await?;
     tracing::info!(username = %user.username, client_ip = %ip, "sign-in succeeded");
     Ok(see_other(next.as_deref().unwrap_or("/")))
 }

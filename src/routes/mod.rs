@@ -43,6 +43,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(admin::users))
                         .route(web::post().to(admin::create_user)),
                 )
+                .service(web::resource("/events").route(web::get().to(admin::events)))
                 .service(web::resource("/users/{name}/role").route(web::post().to(admin::set_role)))
                 .service(web::resource("/users/{name}/disable").route(web::post().to(admin::disable)))
                 .service(web::resource("/users/{name}/enable").route(web::post().to(admin::enable)))

@@ -14,6 +14,7 @@ use super::{render, see_other, Layout};
 use crate::auth::client_ip;
 use crate::auth::csrf::CsrfToken;
 use crate::auth::password::{check_policy, Hasher};
+use crate::db::events::{self, NewEvent};
 use crate::db::{self, settings, users, Pool};
 use crate::error::AppError;
 use crate::startup::AppConfig;
@@ -111,19 +112,22 @@ pub async fn submit(
     let (spent_token, new_name) = (token.clone(), name.clone());
     // Spending the token is the transaction's first statement (a write), so two concurrent setups
     // cannot both create an admin, and SQLite never has to upgrade a read lock.
+    let ip = client_ip(&req, &config.trusted_proxies);
+    let event = NewEvent::new("first_admin_created").user(&name).ip(&ip);
     let created = db::run(&pool, move |conn| {
         Ok(conn.transaction(|conn| {
             if !settings::take(conn, SETUP_TOKEN, &spent_token)? {
                 return Ok::<_, diesel::result::Error>(None);
             }
-            users::create(conn, &new_name, &hash, users::Role::Admin).map(Some)
+            let admin = users::create(conn, &new_name, &hash, users::Role::Admin)?;
+            events::record(conn, &event)?;
+            Ok(Some(admin))
         })?)
     })
     .await?;
     let Some(admin) = created else {
         return Err(AppError::NotFound);
     };
-    let ip = client_ip(&req, &config.trusted_proxies);
     tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
     crate::session::begin(&req, &session, &admin.id, &ip)?;
     Ok(see_other("/"))

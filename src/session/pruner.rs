@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::db::{self, sessions, DbConn, Pool};
-use crate::util::now_ms;
+use crate::db::{self, events, sessions, throttle, DbConn, Pool};
+use crate::util::{duration_ms, now_ms};
 
 /// Rows deleted per statement: small enough that no statement holds the write lock for long.
 pub const PRUNE_BATCH: i64 = 1000;
@@ -24,14 +24,47 @@ pub fn prune_expired(conn: &mut DbConn, mut pause: impl FnMut()) -> anyhow::Resu
     }
 }
 
+/// What else is cleaned with the sessions.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Audit events older than this are deleted; `None` keeps them.
+    pub events: Option<Duration>,
+    /// Sign-in failure counters older than this (the lockout window) no longer count.
+    pub throttle_window: Duration,
+}
+
+/// Deletes old audit events (in batches) and spent sign-in counters; returns how many rows.
+pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let mut total = throttle::prune(conn, now, duration_ms(retention.throttle_window))?;
+    if let Some(keep) = retention.events {
+        let before = now - duration_ms(keep);
+        loop {
+            let n = events::prune_batch(conn, before, PRUNE_BATCH)?;
+            total += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+            pause();
+        }
+    }
+    Ok(total)
+}
+
 /// Runs forever: every `interval`, prune. Errors are logged and the next round tries again.
-pub async fn run(pool: Pool, interval: Duration) {
+pub async fn run(pool: Pool, interval: Duration, retention: Retention) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate; the first prune waits one interval
     loop {
         ticker.tick().await;
-        let result = db::run(&pool, |conn| prune_expired(conn, || std::thread::sleep(Duration::from_millis(5)))).await;
+        let result = db::run(&pool, move |conn| {
+            let pause = || std::thread::sleep(Duration::from_millis(5));
+            let pruned = prune_expired(conn, pause)?;
+            prune_housekeeping(conn, retention, pause)?;
+            Ok(pruned)
+        })
+        .await;
         match result {
             Ok(0) => tracing::debug!("pruner: no expired sessions"),
             Ok(n) => tracing::info!(pruned = n, "pruner: deleted expired sessions"),

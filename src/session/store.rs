@@ -14,6 +14,7 @@ use std::time::Duration;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 
 use super::*;
+use crate::db::events::{self, NewEvent};
 use crate::db::{self, sessions, Pool};
 use crate::util::{duration_ms, now_ms, random_alphanumeric, random_b64, sha256_hex};
 
@@ -69,7 +70,10 @@ impl SessionStore for DbSessionStore {
             let now = now_ms();
             if row.idle_expires_at <= now || user.is_disabled() {
                 // The expired (or orphaned) row met on access is deleted now, not at the next prune.
-                sessions::delete_by_id(conn, &row.id)?;
+                if sessions::delete_by_id(conn, &row.id)? == 1 && !user.is_disabled() {
+                    let event = NewEvent::new("session_expired").user(&user.username).session(&row.id).ip(&row.ip);
+                    events::record(conn, &event)?;
+                }
                 return Ok(None);
             }
             let mut expires_at = row.idle_expires_at;

@@ -1,0 +1,139 @@
+//! The `auth_events` table: the audit log.
+
+use diesel::prelude::*;
+
+use super::schema::auth_events;
+use super::DbConn;
+
+/// Kinds of event, as stored.
+pub const KINDS: &[&str] = &[
+    "sign_in",
+    "sign_in_failed",
+    "locked_out",
+    "sign_out",
+    "session_expired",
+    "session_ended",
+    "password_changed",
+    "role_changed",
+    "user_created",
+    "user_disabled",
+    "user_enabled",
+    "first_admin_created",
+];
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = auth_events)]
+pub struct Event {
+    pub id: String,
+    pub at: i64,
+    pub kind: String,
+    pub username: Option<String>,
+    pub actor: Option<String>,
+    pub client_ip: Option<String>,
+    pub session_id: Option<String>,
+    pub detail: String,
+}
+
+/// An event to record. Fields left `None` are not known where it happens.
+#[derive(Clone, Debug, Default)]
+pub struct NewEvent {
+    pub kind: &'static str,
+    pub username: Option<String>,
+    pub actor: Option<String>,
+    pub client_ip: Option<String>,
+    pub session_id: Option<String>,
+    pub detail: String,
+}
+
+impl NewEvent {
+    pub fn new(kind: &'static str) -> Self {
+        debug_assert!(KINDS.contains(&kind), "unknown event kind {kind}");
+        NewEvent { kind, ..Default::default() }
+    }
+    pub fn user(mut self, name: impl Into<String>) -> Self {
+        self.username = Some(name.into());
+        self
+    }
+    pub fn actor(mut self, name: impl Into<String>) -> Self {
+        self.actor = Some(name.into());
+        self
+    }
+    pub fn ip(mut self, ip: impl Into<String>) -> Self {
+        self.client_ip = Some(ip.into());
+        self
+    }
+    pub fn session(mut self, id: impl Into<String>) -> Self {
+        self.session_id = Some(id.into());
+        self
+    }
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+pub fn record(conn: &mut DbConn, event: &NewEvent) -> QueryResult<usize> {
+    let truncate = |s: &Option<String>, n: usize| s.as_ref().map(|s| s.chars().take(n).collect::<String>());
+    diesel::insert_into(auth_events::table)
+        .values((
+            auth_events::id.eq(crate::util::random_b64(12)),
+            auth_events::at.eq(crate::util::now_ms()),
+            auth_events::kind.eq(event.kind),
+            auth_events::username.eq(truncate(&event.username, 64)),
+            auth_events::actor.eq(truncate(&event.actor, 64)),
+            auth_events::client_ip.eq(truncate(&event.client_ip, 64)),
+            auth_events::session_id.eq(&event.session_id),
+            auth_events::detail.eq(event.detail.chars().take(200).collect::<String>()),
+        ))
+        .execute(conn)
+}
+
+/// Where a page of events starts: after this (at, id) in newest-first order.
+pub fn parse_cursor(s: &str) -> Option<(i64, String)> {
+    let (at, id) = s.split_once('.')?;
+    Some((at.parse().ok()?, id.to_owned()))
+}
+
+/// Events, newest first, optionally of one user and/or one kind, after a cursor, at most `limit`.
+pub fn list(
+    conn: &mut DbConn,
+    username: Option<&str>,
+    kind: Option<&str>,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) -> QueryResult<Vec<Event>> {
+    let mut query = auth_events::table
+        .select(Event::as_select())
+        .order((auth_events::at.desc(), auth_events::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(name) = username {
+        query = query.filter(auth_events::username.eq(name.to_owned()));
+    }
+    if let Some(kind) = kind {
+        query = query.filter(auth_events::kind.eq(kind.to_owned()));
+    }
+    if let Some((at, id)) = after {
+        query = query.filter(auth_events::at.lt(*at).or(auth_events::at.eq(*at).and(auth_events::id.lt(id.clone()))));
+    }
+    query.load(conn)
+}
+
+/// Deletes at most `batch` events older than `before`; returns how many.
+pub fn prune_batch(conn: &mut DbConn, before: i64, batch: i64) -> QueryResult<usize> {
+    let old = auth_events::table.filter(auth_events::at.lt(before)).select(auth_events::id).limit(batch);
+    let ids: Vec<String> = old.load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(auth_events::table.filter(auth_events::id.eq_any(ids))).execute(conn)
+}
+
+/// Records an event from a request handler. Best effort: a failure to write the audit log is logged
+/// as an error but does not undo or fail what the user did.
+pub async fn log(pool: &super::Pool, event: NewEvent) {
+    let kind = event.kind;
+    if let Err(e) = super::run(pool, move |conn| Ok(record(conn, &event)?)).await {
+        tracing::error!(kind, error = %e, "could not record an audit event");
+    }
+}

@@ -1,0 +1,98 @@
+//! The `login_throttle` table: consecutive failed sign-ins per submitted username and per client IP,
+//! in the database so that every instance sees the same counts.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use super::schema::login_throttle;
+use super::{portable_sql, DbConn};
+
+/// The throttle key of a submitted username (existing or not).
+pub fn user_key(submitted: &str) -> String {
+    let name: String = submitted.trim().to_lowercase().chars().take(64).collect();
+    format!("user:{name}")
+}
+
+pub fn ip_key(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+/// The latest `locked_until` among `keys` that is still in the future, if any.
+pub fn locked_until(conn: &mut DbConn, keys: &[&str], now: i64) -> QueryResult<Option<i64>> {
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    login_throttle::table
+        .filter(login_throttle::key.eq_any(keys))
+        .filter(login_throttle::locked_until.gt(now))
+        .select(diesel::dsl::max(login_throttle::locked_until))
+        .first::<Option<i64>>(conn)
+}
+
+/// Counts one failure for `key`; failures older than `window` no longer count. When the count
+/// reaches `limit`, the key is locked until `now + window` and its count starts again from zero.
+/// Returns true when this failure set the lock.
+pub fn record_failure(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
+    // One upsert (portable: SQLite ≥ 3.24 and PostgreSQL share ON CONFLICT … DO UPDATE), then a
+    // conditional lock; both are writes, so SQLite's transaction never upgrades a read lock.
+    conn.transaction(|conn| {
+        let upsert = portable_sql(
+            conn,
+            "INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES ($1, 1, $2, 0) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+             last_failure_at = $2",
+        );
+        let lock = portable_sql(
+            conn,
+            "UPDATE login_throttle SET locked_until = $2, failures = 0 WHERE key = $1 AND failures >= $3",
+        );
+        let since = now - window;
+        let until = now + window;
+        let locked = match conn {
+            DbConn::Postgres(c) => {
+                diesel::sql_query(upsert)
+                    .bind::<Text, _>(key)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(since)
+                    .execute(c)?;
+                diesel::sql_query(lock)
+                    .bind::<Text, _>(key)
+                    .bind::<BigInt, _>(until)
+                    .bind::<BigInt, _>(limit)
+                    .execute(c)?
+            }
+            DbConn::Sqlite(c) => {
+                diesel::sql_query(upsert)
+                    .bind::<Text, _>(key)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(since)
+                    .execute(c)?;
+                diesel::sql_query(lock)
+                    .bind::<Text, _>(key)
+                    .bind::<BigInt, _>(until)
+                    .bind::<BigInt, _>(limit)
+                    .execute(c)?
+            }
+        };
+        Ok(locked == 1)
+    })
+}
+
+/// A successful sign-in resets the username's count.
+pub fn reset(conn: &mut DbConn, key: &str) -> QueryResult<usize> {
+    diesel::delete(login_throttle::table.find(key)).execute(conn)
+}
+
+/// Current failure count of a key (0 when none): for tests and diagnostics.
+pub fn failures(conn: &mut DbConn, key: &str) -> QueryResult<i32> {
+    Ok(login_throttle::table.find(key).select(login_throttle::failures).first(conn).optional()?.unwrap_or(0))
+}
+
+/// Deletes counters that neither lock nor count any more.
+pub fn prune(conn: &mut DbConn, now: i64, window: i64) -> QueryResult<usize> {
+    diesel::delete(
+        login_throttle::table
+            .filter(login_throttle::locked_until.le(now))
+            .filter(login_throttle::last_failure_at.lt(now - window)),
+    )
+    .execute(conn)
+}
