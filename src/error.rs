@@ -48,6 +48,7 @@ pub fn error_page(status: StatusCode, message: Option<&str>) -> HttpResponse {
         404 => ("Page not found", "There is no page at this address."),
         405 => ("Method not allowed", "This page does not accept that kind of request."),
         413 => ("Request too large", "What you sent is larger than this server accepts."),
+        414 => ("Address too long", "The address of this request is longer than this server accepts."),
         429 => ("Too many requests", "Please wait a moment and try again."),
         431 => ("Headers too large", "The request's headers are larger than this server accepts."),
         503 => ("Unavailable", "This service is unavailable right now. Please try again shortly."),

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod limits;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -51,6 +51,7 @@ pub struct Application {
     port: u16,
     server: Server,
     pool: Pool,
+    hasher: Hasher,
     prune_interval: Option<Duration>,
     retention: pruner::Retention,
     public_url: String,
@@ -146,6 +147,7 @@ impl Application {
             Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout },
         );
         let pool_data = web::Data::new(pool.clone());
+        let hasher_handle = hasher.clone();
         let hasher = web::Data::new(hasher);
         let state_ttl = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
@@ -197,6 +199,7 @@ impl Application {
                 .app_data(hasher.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
+                .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))
                 .wrap(headers)
@@ -222,6 +225,7 @@ impl Application {
             port: addr.port(),
             server,
             pool,
+            hasher: hasher_handle,
             prune_interval: settings.prune_interval,
             retention,
             public_url,
@@ -245,6 +249,11 @@ impl Application {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The password hasher (tests count its verifications).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
     }
 
     /// A handle to stop the server (tests restart it).

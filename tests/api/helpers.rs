@@ -96,6 +96,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub jar: Arc<reqwest::cookie::Jar>,
     pub setup_url: Option<String>,
+    pub hasher: dashboard::auth::password::Hasher,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -120,6 +121,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
     let pool = app.pool().clone();
     let setup_url = app.setup_url().map(str::to_owned);
     let handle = app.handle();
+    let hasher = app.hasher().clone();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
     TestApp {
@@ -129,6 +131,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
         client: client_with(jar.clone()),
         jar,
         setup_url,
+        hasher,
         handle,
     }
 }

@@ -11,5 +11,6 @@ mod expiry;
 mod login;
 mod migrations;
 mod pages;
+mod security;
 mod sessions;
 mod setup;
