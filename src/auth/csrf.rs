@@ -183,3 +183,36 @@ async fn read_form_field(req: &mut ServiceRequest, field: &str) -> Result<Option
     req.set_payload(Payload::from(body));
     Ok(value)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::CsrfConfig;
+    use proptest::prelude::*;
+
+    fn config() -> CsrfConfig {
+        CsrfConfig::new(&[7u8; 64], false, "http://127.0.0.1:8080".into())
+    }
+
+    proptest! {
+        /// A token verifies only for the secret and session it was made for.
+        #[test]
+        fn tokens_are_bound_to_the_visitor_and_the_session(
+            a in "[A-Za-z0-9_-]{43}", b in "[A-Za-z0-9_-]{43}", s in proptest::option::of("[A-Za-z0-9_-]{22}"),
+        ) {
+            let c = config();
+            let t = c.token(&a, s.as_deref());
+            prop_assert_eq!(&t, &c.token(&a, s.as_deref()));
+            if a != b {
+                prop_assert_ne!(&t, &c.token(&b, s.as_deref()));
+            }
+            prop_assert_ne!(&t, &c.token(&a, Some("another-session-id")));
+            prop_assert_eq!(t.len(), 43);
+        }
+
+        #[test]
+        fn another_server_key_makes_other_tokens(a in "[A-Za-z0-9_-]{43}") {
+            let other = CsrfConfig::new(&[8u8; 64], false, "http://127.0.0.1:8080".into());
+            prop_assert_ne!(config().token(&a, None), other.token(&a, None));
+        }
+    }
+}

@@ -77,3 +77,45 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::is_local_path;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever `next` is, an accepted one stays on this site: a path, never a scheme, a
+        /// protocol-relative `//host` or a backslash a browser would read as one.
+        #[test]
+        fn an_accepted_next_never_leaves_the_site(next in any::<String>()) {
+            if is_local_path(&next) {
+                prop_assert!(next.starts_with('/'));
+                prop_assert!(!next.starts_with("//"));
+                prop_assert!(!next.contains('\\'));
+                prop_assert!(!next.chars().any(char::is_control));
+                // Resolved against our origin, it stays on our origin.
+                let base = url::Url::parse("https://dashboard.example/").unwrap();
+                let joined = base.join(&next).unwrap();
+                prop_assert_eq!(joined.host_str(), Some("dashboard.example"));
+            }
+        }
+
+        #[test]
+        fn external_urls_are_never_accepted(host in "[a-z]{1,12}\\.[a-z]{2,3}", path in "[a-z/]{0,12}") {
+            for next in [
+                format!("//{host}/{path}"),
+                format!("https://{host}/{path}"),
+                format!("/\\{host}/{path}"),
+                format!("\\\\{host}"),
+                format!("/\t/{host}"),
+            ] {
+                prop_assert!(!is_local_path(&next), "{}", next);
+            }
+        }
+
+        #[test]
+        fn plain_local_paths_are_accepted(path in "/([a-z0-9_-]{1,20}(/[a-z0-9_-]{1,10}){0,3})?(\\?[a-z]=[0-9]{1,3})?") {
+            prop_assert!(is_local_path(&path));
+        }
+    }
+}

@@ -8,6 +8,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    auth_events (id) {
+        id -> Text,
+        at -> Int8,
+        kind -> Text,
+        username -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        client_ip -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> Int4,
+        last_failure_at -> Int8,
+        locked_until -> Int8,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         token_hash -> Text,
@@ -35,27 +57,5 @@ diesel::table! {
 }
 
 diesel::joinable!(sessions -> users (user_id));
-
-diesel::table! {
-    login_throttle (key) {
-        key -> Text,
-        failures -> Int4,
-        last_failure_at -> Int8,
-        locked_until -> Int8,
-    }
-}
-
-diesel::table! {
-    auth_events (id) {
-        id -> Text,
-        at -> Int8,
-        kind -> Text,
-        username -> Nullable<Text>,
-        actor -> Nullable<Text>,
-        client_ip -> Nullable<Text>,
-        session_id -> Nullable<Text>,
-        detail -> Text,
-    }
-}
 
 diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, sessions, users,);

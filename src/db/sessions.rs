@@ -215,3 +215,31 @@ pub fn count_all(conn: &mut DbConn) -> QueryResult<i64> {
 pub fn owner_name(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
     sessions::table.inner_join(users::table).filter(sessions::id.eq(id)).select(users::username).first(conn).optional()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cursor;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_cursor_survives_its_link(t in any::<i64>(), id in "[A-Za-z0-9_-]{1,30}") {
+            let c = Cursor { last_seen_at: t, id };
+            prop_assert_eq!(Cursor::parse(&c.encode()), Some(c));
+        }
+
+        #[test]
+        fn any_text_parses_to_a_cursor_or_nothing_without_panicking(raw in any::<String>()) {
+            if let Some(c) = Cursor::parse(&raw) {
+                prop_assert_eq!(Cursor::parse(&c.encode()), Some(c));
+            }
+        }
+
+        #[test]
+        fn event_cursors_parse_like_session_cursors(raw in any::<String>()) {
+            let a = crate::db::events::parse_cursor(&raw);
+            let b = Cursor::parse(&raw).map(|c| (c.last_seen_at, c.id));
+            prop_assert_eq!(a, b);
+        }
+    }
+}

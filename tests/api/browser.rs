@@ -152,6 +152,7 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
             ("Password", "/account/password", "password"),
             ("Active sessions", "/admin/sessions", "admin-sessions"),
             ("Users", "/admin/users", "admin-users"),
+            ("Audit log", "/admin/events", "admin-events"),
         ] {
             client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
             wait_for_path(&client, path).await;

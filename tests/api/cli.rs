@@ -266,3 +266,46 @@ fn a_dotenv_file_is_read_and_the_real_environment_wins() {
     run(Some("from-env.db"));
     assert!(dir.path().join("from-env.db").exists(), "the real environment wins");
 }
+
+both_databases!(events_list_shows_the_audit_log_and_prune_applies_the_retention);
+
+async fn events_list_shows_the_audit_log_and_prune_applies_the_retention(kind: DbKind) {
+    use dashboard::db::schema::auth_events;
+    use diesel::prelude::*;
+
+    let app = spawn_app(kind).await;
+    let pw = format!("{PASSWORD}\n");
+    ok(dashboard(&app.db, &["user", "add", "alice", "--password-stdin"], Some(&pw)));
+    app.browser().login("alice", "wrong wrong wrong wrong").await;
+    app.login("alice", PASSWORD).await;
+    ok(dashboard(&app.db, &["user", "role", "alice", "admin"], None));
+
+    let all = ok(dashboard(&app.db, &["events", "list"], None));
+    let kinds: Vec<&str> = all.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    assert_eq!(kinds, ["role_changed", "sign_in", "sign_in_failed", "user_created"], "newest first:\n{all}");
+    assert!(all.lines().next().unwrap().contains("\talice\tcli\t"), "{all}");
+    let failed = ok(dashboard(&app.db, &["events", "list", "--kind", "sign_in_failed", "--user", "alice"], None));
+    assert_eq!(failed.lines().count(), 1);
+    assert!(failed.contains("127.0.0.1"));
+    assert!(!all.contains(PASSWORD) && !all.contains("wrong wrong"));
+    assert_ne!(dashboard(&app.db, &["events", "list", "--kind", "bogus"], None).code, 0);
+
+    // Events older than DASHBOARD_EVENT_RETENTION go at the next prune; the rest stay.
+    let old = dashboard::util::now_ms() - 2 * 86_400_000;
+    app.with_db(move |c| {
+        diesel::update(auth_events::table.filter(auth_events::kind.eq("user_created")))
+            .set(auth_events::at.eq(old))
+            .execute(c)
+    })
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .args(["sessions", "prune"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("DASHBOARD_EVENT_RETENTION", "1day")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let left = ok(dashboard(&app.db, &["events", "list"], None));
+    assert_eq!(left.lines().count(), 3, "{left}");
+    assert!(!left.contains("user_created"));
+}
