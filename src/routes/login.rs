@@ -177,7 +177,7 @@ pub async fn submit(
         }
     };
 
-    crate::session::begin(&req, &session, &user.id, &ip)?;
+    let session_id = crate::session::begin(&req, &session, &user.id, &ip)?;
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
     let rehash = if password::needs_rehash(&user.password_hash) { Some(hasher.hash(secret).await?) } else { None };
     let (user_id, name, addr) = (user.id.clone(), user.username.clone(), ip.clone());
@@ -187,7 +187,7 @@ pub async fn submit(
         if let Some(hash) = rehash {
             users::set_password_hash(conn, &user_id, &hash)?;
         }
-        events::record(conn, &NewEvent::new("sign_in").user(&name).ip(&addr))?;
+        events::record(conn, &NewEvent::new("sign_in").user(&name).ip(&addr).session(session_id))?;
         Ok(())
     })
     .await?;

@@ -17,6 +17,8 @@ pub const IDENTITY_KEY: &str = "actix_identity.user_id";
 pub const CLIENT_IP_KEY: &str = "dashboard.client_ip";
 /// Set at sign-in; moved into the row's `user_agent` column by the store.
 pub const USER_AGENT_KEY: &str = "dashboard.user_agent";
+/// Set at sign-in: the public id the new row gets (chosen up front so the audit log can name it).
+pub const NEW_SESSION_ID_KEY: &str = "dashboard.new_session_id";
 /// Keys under this prefix are filled in by the store on every load from the row and its user
 /// (so the guard needs no second query) and are never written back.
 pub const LIVE_PREFIX: &str = "dashboard.live.";
@@ -58,11 +60,14 @@ impl LiveSession {
 
 /// Signs `user_id` in: a new session with a new token (the middleware deletes the old one first, so
 /// a planted or earlier cookie dies here), recording the client's address and user agent on the row.
-pub fn begin(req: &HttpRequest, session: &Session, user_id: &str, client_ip: &str) -> Result<(), AppError> {
+/// Returns the new session's public id.
+pub fn begin(req: &HttpRequest, session: &Session, user_id: &str, client_ip: &str) -> Result<String, AppError> {
     let internal = |e: &dyn std::fmt::Display| AppError::Internal(anyhow::anyhow!("cannot start the session: {e}"));
     Identity::login(&req.extensions(), user_id.to_owned()).map_err(|e| internal(&e))?;
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
     session.insert(CLIENT_IP_KEY, client_ip).map_err(|e| internal(&e))?;
     session.insert(USER_AGENT_KEY, user_agent).map_err(|e| internal(&e))?;
-    Ok(())
+    let id = crate::util::random_b64(16);
+    session.insert(NEW_SESSION_ID_KEY, &id).map_err(|e| internal(&e))?;
+    Ok(id)
 }

@@ -55,7 +55,9 @@ fn take_string(state: &mut HashMap<String, String>, key: &str) -> Option<String>
 
 /// What is written to the `data` column: the state without the per-load and column-backed keys.
 fn persistent_data(mut state: HashMap<String, String>) -> String {
-    state.retain(|k, _| !k.starts_with(LIVE_PREFIX) && k != CLIENT_IP_KEY && k != USER_AGENT_KEY);
+    state.retain(|k, _| {
+        !k.starts_with(LIVE_PREFIX) && k != CLIENT_IP_KEY && k != USER_AGENT_KEY && k != NEW_SESSION_ID_KEY
+    });
     json(state)
 }
 
@@ -111,6 +113,9 @@ impl SessionStore for DbSessionStore {
             .ok_or_else(|| SaveError::Other(anyhow::anyhow!("refusing to store a session without a user")))?;
         let ip = take_string(&mut session_state, CLIENT_IP_KEY).unwrap_or_default();
         let user_agent = take_string(&mut session_state, USER_AGENT_KEY).unwrap_or_default();
+        let public_id = take_string(&mut session_state, NEW_SESSION_ID_KEY)
+            .filter(|id| id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+            .unwrap_or_else(|| random_b64(16));
         session_state.insert(IDENTITY_KEY.into(), json(&user_id));
         let data = persistent_data(session_state);
 
@@ -127,7 +132,7 @@ impl SessionStore for DbSessionStore {
             sessions::insert(
                 conn,
                 &sessions::NewSession {
-                    id: &random_b64(16),
+                    id: &public_id,
                     token_hash: &token_hash,
                     user_id: &user_id,
                     data: &data,
