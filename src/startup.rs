@@ -35,7 +35,6 @@ pub struct AppConfig {
     pub absolute_timeout: Option<Duration>,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
-    pub cloud_configured: bool,
 }
 
 impl AppConfig {
@@ -52,6 +51,7 @@ pub struct Application {
     server: Server,
     pool: Pool,
     hasher: Hasher,
+    cloud: web::Data<Option<crate::cloud::CloudAccess>>,
     prune_interval: Option<Duration>,
     retention: pruner::Retention,
     public_url: String,
@@ -93,6 +93,7 @@ impl Application {
             Ok::<_, anyhow::Error>((settings, pool, key))
         })
         .await??;
+        let cloud = web::Data::new(crate::cloud::CloudAccess::from_settings(&settings, &key_bytes).await?);
         let hasher = {
             let n = settings.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n)).await??
@@ -139,7 +140,6 @@ impl Application {
             absolute_timeout: settings.absolute_timeout,
             login_max_failures: settings.login_max_failures,
             login_lockout: settings.login_lockout,
-            cloud_configured: settings.cloud_secret_id.is_some(),
         });
         let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
         let store = DbSessionStore::new(
@@ -148,6 +148,7 @@ impl Application {
         );
         let pool_data = web::Data::new(pool.clone());
         let hasher_handle = hasher.clone();
+        let cloud_handle = cloud.clone();
         let hasher = web::Data::new(hasher);
         let state_ttl = actix_web::cookie::time::Duration::seconds(
             i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
@@ -197,6 +198,7 @@ impl Application {
                 .app_data(csrf_config.clone())
                 .app_data(pool_data.clone())
                 .app_data(hasher.clone())
+                .app_data(cloud.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
                 .wrap(from_fn(crate::limits::bound_request_size))
@@ -226,6 +228,7 @@ impl Application {
             server,
             pool,
             hasher: hasher_handle,
+            cloud: cloud_handle,
             prune_interval: settings.prune_interval,
             retention,
             public_url,
@@ -249,6 +252,11 @@ impl Application {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// Cloud access, when configured (tests count its secret reads).
+    pub fn cloud_handle(&self) -> web::Data<Option<crate::cloud::CloudAccess>> {
+        self.cloud.clone()
     }
 
     /// The password hasher (tests count its verifications).

@@ -41,6 +41,9 @@ diesel::table! {
         absolute_expires_at -> Nullable<Int8>,
         ip -> Text,
         user_agent -> Text,
+        cloud_token -> Nullable<Text>,
+        cloud_role -> Nullable<Text>,
+        cloud_expires_at -> Nullable<Int8>,
     }
 }
 

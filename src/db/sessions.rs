@@ -20,6 +20,9 @@ pub struct SessionRow {
     pub absolute_expires_at: Option<i64>,
     pub ip: String,
     pub user_agent: String,
+    pub cloud_token: Option<String>,
+    pub cloud_role: Option<String>,
+    pub cloud_expires_at: Option<i64>,
 }
 
 #[derive(Insertable)]
@@ -35,6 +38,9 @@ pub struct NewSession<'a> {
     pub absolute_expires_at: Option<i64>,
     pub ip: &'a str,
     pub user_agent: &'a str,
+    pub cloud_token: Option<&'a str>,
+    pub cloud_role: Option<&'a str>,
+    pub cloud_expires_at: Option<i64>,
 }
 
 /// The session a token hash names, with its user: one indexed read per request.
@@ -214,6 +220,30 @@ pub fn count_all(conn: &mut DbConn) -> QueryResult<i64> {
 /// The username owning a session, if the session exists.
 pub fn owner_name(conn: &mut DbConn, id: &str) -> QueryResult<Option<String>> {
     sessions::table.inner_join(users::table).filter(sessions::id.eq(id)).select(users::username).first(conn).optional()
+}
+
+/// Stores a session's (sealed) gateway token. An UPDATE: a session that ended meanwhile stays ended.
+pub fn set_cloud_token(conn: &mut DbConn, id: &str, sealed: &str, role: &str, expires_at: i64) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id))
+        .set((
+            sessions::cloud_token.eq(Some(sealed)),
+            sessions::cloud_role.eq(Some(role)),
+            sessions::cloud_expires_at.eq(Some(expires_at)),
+        ))
+        .execute(conn)
+}
+
+/// A session's sealed gateway token, its role and expiry.
+pub fn cloud_token(conn: &mut DbConn, id: &str) -> QueryResult<Option<(String, String, i64)>> {
+    let row: Option<(Option<String>, Option<String>, Option<i64>)> = sessions::table
+        .find(id)
+        .select((sessions::cloud_token, sessions::cloud_role, sessions::cloud_expires_at))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        Some((Some(t), Some(r), Some(e))) => Some((t, r, e)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ use askama::Template;
 use super::{render, Layout};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
+use crate::cloud::{CloudAccess, CloudStatus};
+use crate::db::Pool;
 use crate::error::AppError;
 use crate::startup::AppConfig;
 use crate::util::format_ms;
@@ -20,17 +22,38 @@ struct DashboardPage {
     expires_at_iso: String,
     absolute_expires_at: String,
     idle_timeout: String,
-    cloud_status: &'static str,
+    cloud_status: String,
+    cloud_state: &'static str,
 }
 
-pub async fn show(user: CurrentUser, csrf: CsrfToken, config: web::Data<AppConfig>) -> Result<HttpResponse, AppError> {
+pub async fn show(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    config: web::Data<AppConfig>,
+    pool: web::Data<Pool>,
+    cloud: web::Data<Option<CloudAccess>>,
+) -> Result<HttpResponse, AppError> {
+    let status = match cloud.as_ref() {
+        None => CloudStatus::NotConfigured,
+        Some(cloud) => cloud.status(&pool, &user).await,
+    };
+    let (cloud_state, cloud_status) = match status {
+        CloudStatus::NotConfigured => ("not-configured", "Not configured on this dashboard.".to_owned()),
+        CloudStatus::Connected { role, until } => {
+            ("connected", format!("Connected for role:{role}; the token is valid until {}.", format_ms(until)))
+        }
+        CloudStatus::Unavailable => {
+            ("unavailable", "Unavailable right now; the dashboard will try again in a moment.".to_owned())
+        }
+    };
     let page = DashboardPage {
         signed_in_at: format_ms(user.created_at),
         expires_at: format_ms(user.expires_at),
         expires_at_iso: format_ms(user.expires_at).replace(" UTC", "Z").replacen(' ', "T", 1),
         absolute_expires_at: user.absolute_expires_at.map_or_else(|| "never (no absolute limit)".into(), format_ms),
         idle_timeout: humantime::format_duration(config.idle_timeout).to_string(),
-        cloud_status: if config.cloud_configured { "Configured" } else { "Not configured" },
+        cloud_status,
+        cloud_state,
         layout: Layout::new(Some(user.clone()), &csrf),
         user,
     };

@@ -12,10 +12,12 @@ use super::{render, see_other, Layout};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::password::{self, Hasher};
 use crate::auth::{client_ip, is_local_path, CurrentUser};
+use crate::cloud::CloudAccess;
 use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::events::{self, NewEvent};
 use crate::db::{self, throttle, users, Pool};
 use crate::error::AppError;
+use crate::session::{CLOUD_EXPIRES_KEY, CLOUD_ROLE_KEY, CLOUD_TOKEN_KEY};
 use crate::startup::AppConfig;
 use crate::util::now_ms;
 
@@ -104,6 +106,7 @@ pub async fn submit(
     pool: web::Data<Pool>,
     hasher: web::Data<Hasher>,
     config: web::Data<AppConfig>,
+    cloud: web::Data<Option<CloudAccess>>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm { username, password, next } = form.into_inner();
     let ip = client_ip(&req, &config.trusted_proxies);
@@ -177,7 +180,33 @@ pub async fn submit(
         }
     };
 
+    // Cloud access: only now that the password is verified (no amplification by wrong guesses).
+    let cloud_token = match cloud.as_ref().as_ref() {
+        None => None,
+        Some(cloud) => match cloud.obtain(user.role()).await {
+            Ok(token) => Some((cloud, token)),
+            Err(e) if cloud.required => {
+                tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
+                let (name, addr) = (user.username.clone(), ip.clone());
+                let event = NewEvent::new("sign_in_failed").user(name).ip(addr).detail("cloud access unavailable");
+                events::log(&pool, event).await;
+                let mut layout = Layout::new(None, &csrf);
+                layout.error = Some(INVALID_CREDENTIALS.into());
+                return render(StatusCode::UNAUTHORIZED, &LoginPage { layout, next, username: shown_username });
+            }
+            Err(e) => {
+                tracing::warn!(username = %user.username, error = %e, "cloud access unavailable at sign-in; will retry");
+                None
+            }
+        },
+    };
     let session_id = crate::session::begin(&req, &session, &user.id, &ip)?;
+    if let Some((cloud, token)) = cloud_token {
+        let internal = |e: actix_session::SessionInsertError| AppError::Internal(anyhow::anyhow!("{e}"));
+        session.insert(CLOUD_TOKEN_KEY, cloud.seal(&session_id, &token.access_token)).map_err(internal)?;
+        session.insert(CLOUD_ROLE_KEY, user.role().as_str()).map_err(internal)?;
+        session.insert(CLOUD_EXPIRES_KEY, token.expires_at).map_err(internal)?;
+    }
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
     let rehash = if password::needs_rehash(&user.password_hash) { Some(hasher.hash(secret).await?) } else { None };
     let (user_id, name, addr) = (user.id.clone(), user.username.clone(), ip.clone());

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod cloud;
 pub mod dashboard;
 pub mod health;
 pub mod login;
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(account::password_form))
                 .route(web::post().to(account::change_password)),
         )
+        .service(web::resource("/cloud/{path:.*}").route(web::route().to(cloud::proxy)))
         .service(
             web::scope("/admin")
                 .wrap(actix_web::middleware::from_fn(crate::auth::guard::require_admin))

@@ -14,6 +14,8 @@ pub struct SessionView {
     pub last_seen: String,
     pub expires: String,
     pub current: bool,
+    /// "role:admin until 18:02 UTC" when the session holds a live gateway token.
+    pub cloud: Option<String>,
 }
 
 impl SessionView {
@@ -28,6 +30,12 @@ impl SessionView {
             last_seen: format_ms(row.last_seen_at),
             expires: format_ms(row.idle_expires_at),
             current: row.id == current_id,
+            cloud: match (&row.cloud_role, row.cloud_expires_at) {
+                (Some(role), Some(until)) if until > crate::util::now_ms() => {
+                    Some(format!("role:{role} until {}", format_ms(until)))
+                }
+                _ => None,
+            },
         }
     }
 }

@@ -19,6 +19,11 @@ pub const CLIENT_IP_KEY: &str = "dashboard.client_ip";
 pub const USER_AGENT_KEY: &str = "dashboard.user_agent";
 /// Set at sign-in: the public id the new row gets (chosen up front so the audit log can name it).
 pub const NEW_SESSION_ID_KEY: &str = "dashboard.new_session_id";
+/// Set at sign-in when cloud access gave a token: the sealed token, its role and expiry, moved into
+/// the row's `cloud_*` columns by the store (never kept in `data`, never in the cookie).
+pub const CLOUD_TOKEN_KEY: &str = "dashboard.cloud_token";
+pub const CLOUD_ROLE_KEY: &str = "dashboard.cloud_role";
+pub const CLOUD_EXPIRES_KEY: &str = "dashboard.cloud_expires_at";
 /// Keys under this prefix are filled in by the store on every load from the row and its user
 /// (so the guard needs no second query) and are never written back.
 pub const LIVE_PREFIX: &str = "dashboard.live.";

@@ -56,7 +56,9 @@ fn take_string(state: &mut HashMap<String, String>, key: &str) -> Option<String>
 /// What is written to the `data` column: the state without the per-load and column-backed keys.
 fn persistent_data(mut state: HashMap<String, String>) -> String {
     state.retain(|k, _| {
-        !k.starts_with(LIVE_PREFIX) && k != CLIENT_IP_KEY && k != USER_AGENT_KEY && k != NEW_SESSION_ID_KEY
+        !k.starts_with(LIVE_PREFIX)
+            && ![CLIENT_IP_KEY, USER_AGENT_KEY, NEW_SESSION_ID_KEY, CLOUD_TOKEN_KEY, CLOUD_ROLE_KEY, CLOUD_EXPIRES_KEY]
+                .contains(&k.as_str())
     });
     json(state)
 }
@@ -116,6 +118,10 @@ impl SessionStore for DbSessionStore {
         let public_id = take_string(&mut session_state, NEW_SESSION_ID_KEY)
             .filter(|id| id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
             .unwrap_or_else(|| random_b64(16));
+        let cloud_token = take_string(&mut session_state, CLOUD_TOKEN_KEY);
+        let cloud_role = take_string(&mut session_state, CLOUD_ROLE_KEY);
+        let cloud_expires_at =
+            session_state.remove(CLOUD_EXPIRES_KEY).and_then(|v| serde_json::from_str::<i64>(&v).ok());
         session_state.insert(IDENTITY_KEY.into(), json(&user_id));
         let data = persistent_data(session_state);
 
@@ -142,6 +148,9 @@ impl SessionStore for DbSessionStore {
                     absolute_expires_at: absolute,
                     ip: &truncate(&ip, 64),
                     user_agent: &truncate(&user_agent, 512),
+                    cloud_token: cloud_token.as_deref(),
+                    cloud_role: cloud_role.as_deref(),
+                    cloud_expires_at,
                 },
             )?;
             Ok(())

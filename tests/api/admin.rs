@@ -88,6 +88,9 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         absolute_expires_at: None,
                         ip: "10.0.0.1",
                         user_agent: "seed",
+                        cloud_token: None,
+                        cloud_role: None,
+                        cloud_expires_at: None,
                     },
                 )
                 .map(drop)

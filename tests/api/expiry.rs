@@ -210,6 +210,9 @@ async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
                     absolute_expires_at: None,
                     ip: "127.0.0.1",
                     user_agent: "test",
+                    cloud_token: None,
+                    cloud_role: None,
+                    cloud_expires_at: None,
                 })
                 .collect();
             // MultiConnection has no multi-row INSERT: one statement per row, one transaction per batch.

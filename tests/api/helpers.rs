@@ -97,6 +97,7 @@ pub struct TestApp {
     pub jar: Arc<reqwest::cookie::Jar>,
     pub setup_url: Option<String>,
     pub hasher: dashboard::auth::password::Hasher,
+    cloud: actix_web::web::Data<Option<dashboard::cloud::CloudAccess>>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -122,6 +123,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
     let setup_url = app.setup_url().map(str::to_owned);
     let handle = app.handle();
     let hasher = app.hasher().clone();
+    let cloud = app.cloud_handle();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
     TestApp {
@@ -132,6 +134,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
         jar,
         setup_url,
         hasher,
+        cloud,
         handle,
     }
 }
@@ -179,6 +182,16 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// How many times cloud access read its secret from Secrets Manager.
+    pub fn cloud_reads(&self) -> u64 {
+        self.cloud.as_ref().as_ref().map_or(0, |c| c.secrets.reads())
+    }
+
+    /// The Secrets Manager secret this app reads.
+    pub fn cloud_secret_id(&self) -> String {
+        self.cloud.as_ref().as_ref().map(|c| c.secrets.secret_id().to_owned()).unwrap_or_default()
     }
 
     pub fn browser(&self) -> Browser {

@@ -7,6 +7,7 @@ mod account;
 mod admin;
 mod browser;
 mod cli;
+mod cloud;
 mod expiry;
 mod login;
 mod migrations;

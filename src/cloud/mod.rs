@@ -1,0 +1,207 @@
+//! Cloud access: at sign-in, a gateway JWT for the user's role, obtained with client credentials
+//! from AWS Secrets Manager; kept on the server, sealed, with the session; used by `/cloud/…`.
+
+pub mod gateway;
+pub mod secrets;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use tokio::sync::Mutex;
+
+use crate::config::Settings;
+use crate::db::users::Role;
+use crate::db::{self, sessions, Pool};
+use crate::session::LiveSession;
+use crate::util::now_ms;
+pub use gateway::{GatewayError, Token};
+
+/// A token is renewed when it has less than this left.
+pub const REFRESH_BEFORE: Duration = Duration::from_secs(60);
+/// After a failed attempt, a session waits this long before the next (so an outage does not make
+/// every page wait for the gateway's timeout).
+pub const RETRY_AFTER: Duration = Duration::from_secs(30);
+
+/// Connect and total timeouts of every call to Secrets Manager, the gateway and the Cloud API.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The cloud-access service, shared by all workers.
+pub struct CloudAccess {
+    pub secrets: secrets::SecretSource,
+    pub http: reqwest::Client,
+    pub token_url: url::Url,
+    pub api_url: url::Url,
+    pub required: bool,
+    cipher: ChaCha20Poly1305,
+    backoff: Mutex<HashMap<String, Instant>>,
+}
+
+/// What the dashboard says about cloud access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CloudStatus {
+    NotConfigured,
+    Connected { role: String, until: i64 },
+    Unavailable,
+}
+
+impl CloudAccess {
+    /// `None` when `DASHBOARD_CLOUD_SECRET_ID` is unset (cloud access disabled).
+    pub async fn from_settings(settings: &Settings, master_key: &[u8]) -> anyhow::Result<Option<Self>> {
+        let (Some(secret_id), Some(token_url), Some(api_url)) =
+            (&settings.cloud_secret_id, &settings.cloud_token_url, &settings.cloud_api_url)
+        else {
+            return Ok(None);
+        };
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(TOTAL_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("dashboard")
+            .build()?;
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master_key).expect("HMAC takes keys of any length");
+        mac.update(b"dashboard cloud token v1");
+        let key = mac.finalize().into_bytes();
+        Ok(Some(Self {
+            secrets: secrets::SecretSource::new(secret_id.clone()).await,
+            http,
+            token_url: token_url.clone(),
+            api_url: api_url.clone(),
+            required: settings.cloud_required,
+            cipher: ChaCha20Poly1305::new(&key),
+            backoff: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// A token for `role`. When the gateway rejects the cached credentials, the secret is read
+    /// again once and the request retried, so a rotated secret heals without a restart.
+    pub async fn obtain(&self, role: Role) -> Result<Token, GatewayError> {
+        let unavailable = |e: anyhow::Error| GatewayError::Unavailable(e.to_string());
+        let creds = self.secrets.credentials(false).await.map_err(unavailable)?;
+        match gateway::request_token(&self.http, &self.token_url, &creds, role).await {
+            Err(GatewayError::Rejected) => {
+                tracing::info!("gateway rejected the cached client credentials; reading the secret again");
+                let creds = self.secrets.credentials(true).await.map_err(unavailable)?;
+                gateway::request_token(&self.http, &self.token_url, &creds, role).await
+            }
+            other => other,
+        }
+    }
+
+    /// Seals a token for the session `session_id` (ChaCha20-Poly1305 under a key derived from the
+    /// server key; the session id is the associated data, so a sealed token only opens for its row).
+    pub fn seal(&self, session_id: &str, token: &SecretString) -> String {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let payload = Payload { msg: token.expose_secret().as_bytes(), aad: session_id.as_bytes() };
+        let sealed = self.cipher.encrypt(&nonce, payload).expect("encryption of a short message cannot fail");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+    }
+
+    pub fn open(&self, session_id: &str, sealed: &str) -> Option<SecretString> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let plain = self
+            .cipher
+            .decrypt(
+                chacha20poly1305::Nonce::from_slice(nonce),
+                Payload { msg: ciphertext, aad: session_id.as_bytes() },
+            )
+            .ok()?;
+        String::from_utf8(plain).ok().map(SecretString::from)
+    }
+
+    /// A valid token for the signed-in user's current role: the stored one, or a new one when it is
+    /// missing, about to expire, for another role (after a role change), or `force`d (after a `401`
+    /// from the Cloud API). `None` when cloud access is unavailable for now.
+    pub async fn token_for(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<SecretString> {
+        let id = user.session_id.clone();
+        let stored = db::run(pool, move |conn| Ok(sessions::cloud_token(conn, &id)?)).await.ok().flatten();
+        if !force {
+            if let Some((sealed, role, expires_at)) = &stored {
+                let fresh = *expires_at - now_ms() > crate::util::duration_ms(REFRESH_BEFORE);
+                if fresh && role == user.role.as_str() {
+                    if let Some(token) = self.open(&user.session_id, sealed) {
+                        return Some(token);
+                    }
+                }
+            }
+        }
+        {
+            let backoff = self.backoff.lock().await;
+            if backoff.get(&user.session_id).is_some_and(|until| Instant::now() < *until) && !force {
+                return None;
+            }
+        }
+        match self.obtain(user.role).await {
+            Ok(token) => {
+                let sealed = self.seal(&user.session_id, &token.access_token);
+                let (id, role, expires_at) = (user.session_id.clone(), user.role.as_str(), token.expires_at);
+                let saved =
+                    db::run(pool, move |conn| Ok(sessions::set_cloud_token(conn, &id, &sealed, role, expires_at)?))
+                        .await;
+                if let Err(e) = saved {
+                    tracing::warn!(error = %e, session = %user.session_id, "could not store the gateway token");
+                }
+                self.backoff.lock().await.remove(&user.session_id);
+                tracing::info!(session = %user.session_id, role = %user.role, "obtained a gateway token");
+                Some(token.access_token)
+            }
+            Err(e) => {
+                tracing::warn!(session = %user.session_id, error = %e, "cloud access unavailable");
+                let mut backoff = self.backoff.lock().await;
+                let now = Instant::now();
+                backoff.retain(|_, until| *until > now);
+                backoff.insert(user.session_id.clone(), now + RETRY_AFTER);
+                None
+            }
+        }
+    }
+
+    /// The dashboard's line about cloud access (refreshing the token if needed).
+    pub async fn status(&self, pool: &Pool, user: &LiveSession) -> CloudStatus {
+        if self.token_for(pool, user, false).await.is_none() {
+            return CloudStatus::Unavailable;
+        }
+        let id = user.session_id.clone();
+        match db::run(pool, move |conn| Ok(sessions::cloud_token(conn, &id)?)).await {
+            Ok(Some((_, role, until))) => CloudStatus::Connected { role, until },
+            _ => CloudStatus::Unavailable,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn access() -> CloudAccess {
+        let mut settings = Settings::with_database("unused.db").unwrap();
+        settings.cloud_secret_id = Some("s".into());
+        settings.cloud_token_url = Some("http://127.0.0.1:9/token".parse().unwrap());
+        settings.cloud_api_url = Some("http://127.0.0.1:9/api".parse().unwrap());
+        CloudAccess::from_settings(&settings, &[3u8; 64]).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sealed_token_opens_only_for_its_session() {
+        let c = access().await;
+        let token = SecretString::from("eyJ.header.sig");
+        let sealed = c.seal("session-a", &token);
+        assert!(!sealed.contains("eyJ"));
+        assert_eq!(c.open("session-a", &sealed).unwrap().expose_secret(), "eyJ.header.sig");
+        assert!(c.open("session-b", &sealed).is_none());
+        assert!(c.open("session-a", "garbage").is_none());
+        assert_ne!(sealed, c.seal("session-a", &token), "a fresh nonce every time");
+    }
+}

@@ -1,0 +1,383 @@
+//! Cloud access against a real Secrets Manager emulator on loopback (`python3 -m moto.server`, from
+//! PyPI `moto[server]`) and wiremock stand-ins for the gateway and the Cloud API.
+//!
+//! The emulator is started once per test run (or taken from `TEST_AWS_ENDPOINT_URL`). Without
+//! moto the tests say so and pass, unless `DASHBOARD_REQUIRE_CLOUD=1` (set by `.ci/run`).
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use dashboard::db::users::{self, Role};
+use wiremock::matchers::{body_string_contains, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::both_databases;
+use crate::helpers::*;
+
+/// The emulator's endpoint, with the AWS SDK's environment pointed at it.
+fn moto() -> Option<&'static str> {
+    static ENDPOINT: OnceLock<Option<String>> = OnceLock::new();
+    let endpoint = ENDPOINT.get_or_init(|| {
+        let endpoint = match std::env::var("TEST_AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()) {
+            Some(url) => url,
+            None => {
+                let have_moto = Command::new("python3")
+                    .args(["-c", "import moto.server"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !have_moto {
+                    return None;
+                }
+                let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                // The emulator lives as long as this test process: the shell stops it when we are gone.
+                let me = std::process::id();
+                #[allow(clippy::zombie_processes)] // detached on purpose; it ends itself
+                Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "python3 -m moto.server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+                         while kill -0 {me} 2>/dev/null; do sleep 1; done; kill $m"
+                    ))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start moto");
+                let start = Instant::now();
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(start.elapsed() < Duration::from_secs(30), "moto did not start");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                format!("http://127.0.0.1:{port}")
+            }
+        };
+        // Set once, before any app reads them: the standard AWS configuration chain.
+        std::env::set_var("AWS_ENDPOINT_URL", &endpoint);
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        Some(endpoint)
+    });
+    if endpoint.is_none() {
+        let required = std::env::var("DASHBOARD_REQUIRE_CLOUD").is_ok_and(|v| v == "1");
+        assert!(!required, "DASHBOARD_REQUIRE_CLOUD=1 but moto[server] is not installed");
+        eprintln!("moto[server] is not installed: cloud test not run");
+    }
+    endpoint.as_deref()
+}
+
+async fn secrets_client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}
+
+async fn put_secret(name: &str, client_id: &str, client_secret: &str) {
+    let json = format!(r#"{{"client_id":"{client_id}","client_secret":"{client_secret}"}}"#);
+    let client = secrets_client().await;
+    if client.create_secret().name(name).secret_string(&json).send().await.is_err() {
+        client.put_secret_value().secret_id(name).secret_string(json).send().await.expect("rotate secret");
+    }
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+/// A JWT-shaped token (the dashboard only reads its `exp`).
+fn jwt(role: &str, n: u32) -> String {
+    let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = dashboard::util::now_ms() / 1000 + 3600;
+    format!(
+        "{}.{}.signature{n}",
+        enc(r#"{"alg":"RS256","typ":"JWT"}"#),
+        enc(&format!(r#"{{"scope":"role:{role}","exp":{exp},"n":{n}}}"#))
+    )
+}
+
+fn token_answer(token: &str, expires_in: i64) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_json(serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": expires_in}))
+}
+
+struct Cloud {
+    app: TestApp,
+    gateway: MockServer,
+    api: MockServer,
+}
+
+/// An app with cloud access: a fresh secret in the emulator, a gateway and an API stand-in.
+async fn cloud_app(kind: DbKind, required: bool, client_secret: &str) -> Option<Cloud> {
+    moto()?;
+    let (gateway, api) = (MockServer::start().await, MockServer::start().await);
+    let secret = format!("dashboard/test/{}", dashboard::util::random_alphanumeric(10));
+    put_secret(&secret, "dashboard-client", client_secret).await;
+    let (token_url, api_url) = (format!("{}/oauth2/token", gateway.uri()), format!("{}/v1", api.uri()));
+    let app = spawn_app_with(TestDb::new(kind), move |s| {
+        s.cloud_secret_id = Some(secret);
+        s.cloud_token_url = Some(token_url.parse().unwrap());
+        s.cloud_api_url = Some(api_url.parse().unwrap());
+        s.cloud_required = required;
+    })
+    .await;
+    app.create_user("ada", Role::Admin).await;
+    app.create_user("bob", Role::User).await;
+    Some(Cloud { app, gateway, api })
+}
+
+fn reads(app: &TestApp) -> u64 {
+    app.cloud_reads()
+}
+
+both_databases!(
+    one_sign_in_makes_one_token_request_with_the_client_credentials_and_the_role,
+    sign_ins_within_the_cache_time_read_the_secret_once,
+    a_wrong_password_makes_no_secret_read_and_no_token_request,
+    cloud_requests_reach_the_api_with_the_bearer_token_and_without_cookies,
+    a_token_near_expiry_is_refreshed_first_and_a_401_gets_a_new_one,
+    a_role_change_gets_a_token_for_the_new_role,
+    a_down_gateway_leaves_sign_in_working_and_says_unavailable,
+    a_down_gateway_fails_a_required_sign_in_without_a_session,
+    rotated_credentials_are_read_again_and_the_retry_succeeds,
+    the_token_appears_in_no_header_cookie_page_or_row,
+);
+
+async fn one_sign_in_makes_one_token_request_with_the_client_credentials_and_the_role(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-one").await else { return };
+    Mock::given(method("POST"))
+        .and(path("/oauth2/token"))
+        .and(header("authorization", basic("dashboard-client", "s3cret-one").as_str()))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string_contains("grant_type=client_credentials"))
+        .and(body_string_contains("scope=role%3Aadmin"))
+        .respond_with(token_answer(&jwt("admin", 1), 3600))
+        .expect(1)
+        .mount(&c.gateway)
+        .await;
+    assert_eq!(c.app.login("ada", PASSWORD).await.status(), 303);
+    let html = c.app.get("/").await.text().await.unwrap();
+    assert!(html.contains(r#"data-state="connected""#) && html.contains("role:admin"), "{html}");
+    let admin = c.app.get("/admin/sessions").await.text().await.unwrap();
+    assert!(admin.contains(r#"data-cloud="yes""#), "the admin page shows the session holds a token");
+    c.gateway.verify().await;
+}
+
+async fn sign_ins_within_the_cache_time_read_the_secret_once(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-two").await else { return };
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).expect(3).mount(&c.gateway).await;
+    for _ in 0..3 {
+        assert_eq!(c.app.browser().login("bob", PASSWORD).await.status(), 303);
+    }
+    assert_eq!(reads(&c.app), 1);
+}
+
+async fn a_wrong_password_makes_no_secret_read_and_no_token_request(kind: DbKind) {
+    let Some(c) = cloud_app(kind, true, "s3cret-three").await else { return };
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).expect(0).mount(&c.gateway).await;
+    for _ in 0..4 {
+        assert_eq!(c.app.browser().login("bob", "not bob's password at all").await.status(), 401);
+    }
+    assert_eq!(c.app.browser().login("nobody", "not bob's password at all").await.status(), 401);
+    assert_eq!(reads(&c.app), 0);
+}
+
+async fn cloud_requests_reach_the_api_with_the_bearer_token_and_without_cookies(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-four").await else { return };
+    let token = jwt("user", 4);
+    Mock::given(method("POST")).respond_with(token_answer(&token, 3600)).mount(&c.gateway).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/ping"))
+        .and(header("authorization", format!("Bearer {token}").as_str()))
+        .respond_with(ResponseTemplate::new(200).insert_header("content-type", "text/plain").set_body_string("pong"))
+        .mount(&c.api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/items"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 7})))
+        .mount(&c.api)
+        .await;
+    c.app.login("bob", PASSWORD).await;
+
+    let res = c.app.get("/cloud/ping?verbose=1").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "pong");
+    let seen = &c.api.received_requests().await.unwrap()[0];
+    assert_eq!(seen.url.query(), Some("verbose=1"));
+    assert!(seen.headers.get("cookie").is_none(), "the dashboard's cookies stay home");
+
+    // State-changing methods need the CSRF token in X-CSRF-Token.
+    let res =
+        c.app.client.post(c.app.url("/cloud/items")).json(&serde_json::json!({"name": "x"})).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let csrf = {
+        let html = c.app.get("/").await.text().await.unwrap();
+        let start = html.find(r#"<meta name="csrf-token" content=""#).unwrap() + 33;
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let res = c
+        .app
+        .client
+        .post(c.app.url("/cloud/items"))
+        .header("x-csrf-token", csrf)
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], 7);
+    let posted = c.api.received_requests().await.unwrap().into_iter().find(|r| r.url.path() == "/v1/items").unwrap();
+    assert_eq!(posted.body, br#"{"name":"x"}"#);
+
+    // A path that would climb out of the API's base path is not forwarded.
+    assert!(c.app.get("/cloud/a/%2e%2e/%2e%2e/x").await.status().is_client_error());
+    assert!(c.api.received_requests().await.unwrap().iter().all(|r| r.url.path().starts_with("/v1/")));
+}
+
+async fn a_token_near_expiry_is_refreshed_first_and_a_401_gets_a_new_one(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-five").await else { return };
+    let (first, second, third) = (jwt("user", 1), jwt("user", 2), jwt("user", 3));
+    // The first token has 30 s left: inside the 60 s refresh window.
+    Mock::given(method("POST")).respond_with(token_answer(&first, 30)).up_to_n_times(1).mount(&c.gateway).await;
+    Mock::given(method("POST")).respond_with(token_answer(&second, 3600)).up_to_n_times(1).mount(&c.gateway).await;
+    Mock::given(method("POST")).respond_with(token_answer(&third, 3600)).mount(&c.gateway).await;
+    Mock::given(method("GET"))
+        .and(path("/v1/ping"))
+        .and(header("authorization", format!("Bearer {second}").as_str()))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&c.api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/ping"))
+        .and(header("authorization", format!("Bearer {third}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_string("pong"))
+        .mount(&c.api)
+        .await;
+    c.app.login("bob", PASSWORD).await;
+    let res = c.app.get("/cloud/ping").await;
+    assert_eq!(res.status(), 200);
+    let used: Vec<String> = c
+        .api
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.headers.get("authorization").unwrap().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(used, vec![format!("Bearer {second}"), format!("Bearer {third}")], "never the expiring one");
+    assert_eq!(c.gateway.received_requests().await.unwrap().len(), 3);
+}
+
+async fn a_role_change_gets_a_token_for_the_new_role(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-six").await else { return };
+    Mock::given(method("POST"))
+        .and(body_string_contains("scope=role%3Auser"))
+        .respond_with(token_answer(&jwt("user", 1), 3600))
+        .mount(&c.gateway)
+        .await;
+    let admin_token = jwt("admin", 2);
+    Mock::given(method("POST"))
+        .and(body_string_contains("scope=role%3Aadmin"))
+        .respond_with(token_answer(&admin_token, 3600))
+        .expect(1)
+        .mount(&c.gateway)
+        .await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&c.api).await;
+    c.app.login("bob", PASSWORD).await;
+    c.app.with_db(|conn| users::set_role(conn, "bob", Role::Admin)).await;
+    assert_eq!(c.app.get("/cloud/ping").await.status(), 200);
+    let auth =
+        c.api.received_requests().await.unwrap()[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();
+    assert_eq!(
+        auth,
+        format!("Bearer {}", jwt("admin", 2)).split(".signature").next().unwrap().to_owned() + ".signature2"
+    );
+    let html = c.app.get("/").await.text().await.unwrap();
+    assert!(html.contains("role:admin"));
+}
+
+async fn a_down_gateway_leaves_sign_in_working_and_says_unavailable(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-seven").await else { return };
+    // A gateway that hangs far longer than the 5 s timeout.
+    Mock::given(method("POST"))
+        .respond_with(token_answer(&jwt("user", 1), 3600).set_delay(Duration::from_secs(60)))
+        .mount(&c.gateway)
+        .await;
+    let start = Instant::now();
+    assert_eq!(c.app.login("bob", PASSWORD).await.status(), 303);
+    assert!(start.elapsed() < Duration::from_secs(20), "bounded by the timeout, took {:?}", start.elapsed());
+    let html = c.app.get("/").await.text().await.unwrap();
+    assert!(html.contains(r#"data-state="unavailable""#), "{html}");
+    assert_eq!(c.app.get("/cloud/ping").await.status(), 503);
+}
+
+async fn a_down_gateway_fails_a_required_sign_in_without_a_session(kind: DbKind) {
+    let Some(c) = cloud_app(kind, true, "s3cret-eight").await else { return };
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&c.gateway).await;
+    let res = c.app.login("bob", PASSWORD).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("Invalid username or password."));
+    assert_eq!(c.app.session_rows().await, 0);
+}
+
+async fn rotated_credentials_are_read_again_and_the_retry_succeeds(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "old-secret").await else { return };
+    let accept = |secret: &'static str, token: String| {
+        Mock::given(method("POST"))
+            .and(header("authorization", basic("dashboard-client", secret).as_str()))
+            .respond_with(token_answer(&token, 3600))
+    };
+    accept("old-secret", jwt("user", 1)).mount(&c.gateway).await;
+    assert_eq!(c.app.browser().login("bob", PASSWORD).await.status(), 303);
+    assert_eq!(reads(&c.app), 1);
+
+    // The secret is rotated: the gateway now refuses the old credentials.
+    let secret_id = c.app.cloud_secret_id();
+    put_secret(&secret_id, "dashboard-client", "new-secret").await;
+    c.gateway.reset().await;
+    Mock::given(method("POST"))
+        .and(header("authorization", basic("dashboard-client", "old-secret").as_str()))
+        .respond_with(ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "invalid_client"})))
+        .mount(&c.gateway)
+        .await;
+    accept("new-secret", jwt("user", 2)).expect(1).mount(&c.gateway).await;
+
+    let browser = c.app.browser();
+    assert_eq!(browser.login("bob", PASSWORD).await.status(), 303);
+    assert_eq!(reads(&c.app), 2, "read again once");
+    assert!(browser.get("/").await.text().await.unwrap().contains(r#"data-state="connected""#));
+    c.gateway.verify().await;
+}
+
+async fn the_token_appears_in_no_header_cookie_page_or_row(kind: DbKind) {
+    let Some(c) = cloud_app(kind, false, "s3cret-nine").await else { return };
+    let token = jwt("admin", 9);
+    Mock::given(method("POST")).respond_with(token_answer(&token, 3600)).mount(&c.gateway).await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).insert_header("set-cookie", "api=1").set_body_string("{}"))
+        .mount(&c.api)
+        .await;
+    let mut seen = String::new();
+    let browser = c.app.browser();
+    let res = browser.login("ada", PASSWORD).await;
+    seen.push_str(&format!("{:?}", res.headers()));
+    for page in ["/", "/account/sessions", "/admin/sessions", "/admin/events", "/cloud/ping"] {
+        let res = browser.get(page).await;
+        assert!(res.headers().get("set-cookie").is_none_or(|v| !v.to_str().unwrap().starts_with("api=")));
+        seen.push_str(&format!("{:?}", res.headers()));
+        seen.push_str(&res.text().await.unwrap());
+    }
+    seen.push_str(&browser.session_cookie().unwrap());
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!seen.contains(signature) && !seen.contains("eyJ"), "the token leaked");
+    let stored: Vec<Option<String>> = c
+        .app
+        .with_db(|conn| {
+            use diesel::prelude::*;
+            dashboard::db::schema::sessions::table.select(dashboard::db::schema::sessions::cloud_token).load(conn)
+        })
+        .await;
+    let sealed = stored[0].clone().expect("a sealed token is stored");
+    assert!(!sealed.contains(signature) && !sealed.contains("eyJ"), "sealed at rest");
+}
