@@ -381,3 +381,60 @@ async fn the_token_appears_in_no_header_cookie_page_or_row(kind: DbKind) {
     let sealed = stored[0].clone().expect("a sealed token is stored");
     assert!(!sealed.contains(signature) && !sealed.contains("eyJ"), "sealed at rest");
 }
+
+both_databases!(the_token_and_the_client_secret_never_reach_the_log);
+
+async fn the_token_and_the_client_secret_never_reach_the_log(kind: DbKind) {
+    use std::io::{BufRead, BufReader};
+    if moto().is_none() {
+        return;
+    }
+    let (gateway, api) = (MockServer::start().await, MockServer::start().await);
+    let secret = format!("dashboard/test/{}", dashboard::util::random_alphanumeric(10));
+    put_secret(&secret, "dashboard-client", "log-test-client-secret").await;
+    let token = jwt("user", 77);
+    Mock::given(method("POST")).respond_with(token_answer(&token, 3600)).mount(&gateway).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(401)).up_to_n_times(1).mount(&api).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("pong")).mount(&api).await;
+
+    let db = TestDb::new(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .args(["user", "add", "bob", "--password-stdin"])
+        .env("DATABASE_URL", &db.url)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(add.wait().unwrap().success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("DASHBOARD_LISTEN", "127.0.0.1:0")
+        .env("DASHBOARD_CLOUD_SECRET_ID", &secret)
+        .env("DASHBOARD_CLOUD_TOKEN_URL", format!("{}/token", gateway.uri()))
+        .env("DASHBOARD_CLOUD_API_URL", format!("{}/v1", api.uri()))
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let address = first.trim().strip_prefix("listening on ").unwrap().to_owned();
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = Browser { client: client_with(jar.clone()), jar, address };
+    assert_eq!(browser.login("bob", PASSWORD).await.status(), 303);
+    assert_eq!(browser.get("/cloud/ping").await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("obtained a gateway token"), "{log}");
+    let signature = token.rsplit('.').next().unwrap();
+    for secret in [signature, "eyJ", "log-test-client-secret"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
