@@ -82,6 +82,18 @@ pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result
     Ok(())
 }
 
+/// argon2 allocates its 19 MiB of memory per hash. glibc's malloc raises its mmap threshold after the
+/// first such block is freed and from then on serves them from per-thread arenas that never shrink,
+/// so every blocking thread that ever hashed would keep ~19 MiB resident. A fixed threshold keeps
+/// large blocks mmapped: they go back to the system when each hash ends.
+fn keep_large_allocations_unpooled() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before any hashing starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
+}
+
 /// The server's hasher: bounded concurrency, off the async workers, and a dummy hash so an unknown
 /// user costs the same verification as a known one.
 #[derive(Clone)]
@@ -93,6 +105,7 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
+        keep_large_allocations_unpooled();
         let dummy = hash_blocking(&crate::util::random_alphanumeric(32))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),

@@ -58,6 +58,7 @@ pub async fn run(pool: Pool, interval: Duration, retention: Retention) {
     ticker.tick().await; // the first tick is immediate; the first prune waits one interval
     loop {
         ticker.tick().await;
+        let started = std::time::Instant::now();
         let result = db::run(&pool, move |conn| {
             let pause = || std::thread::sleep(Duration::from_millis(5));
             let pruned = prune_expired(conn, pause)?;
@@ -67,7 +68,11 @@ pub async fn run(pool: Pool, interval: Duration, retention: Retention) {
         .await;
         match result {
             Ok(0) => tracing::debug!("pruner: no expired sessions"),
-            Ok(n) => tracing::info!(pruned = n, "pruner: deleted expired sessions"),
+            Ok(n) => tracing::info!(
+                pruned = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "pruner: deleted expired sessions"
+            ),
             Err(e) => tracing::warn!(error = %e, "pruner: failed; will try again next interval"),
         }
     }
