@@ -26,6 +26,19 @@ pub enum DbConn {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// Runs `$body` with `$c` bound to the inner, backend-specific connection. For hot-path queries:
+/// there diesel's own connection uses its prepared-statement cache, while a query through the
+/// `MultiConnection` wrapper is rebuilt as SQL text and prepared again on every call.
+#[macro_export]
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConn::Postgres($c) => $body,
+            $crate::db::DbConn::Sqlite($c) => $body,
+        }
+    };
+}
+
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -132,7 +145,7 @@ pub fn revert_all(conn: &mut DbConn) -> anyhow::Result<usize> {
 
 /// How many database calls may be on the blocking pool at once. Without a bound, a burst of requests
 /// parks dozens of threads on the connection pool's lock; with it they wait as cheap async tasks.
-static DB_CALLS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(16);
+static DB_CALLS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 /// Runs `f` with a pooled connection on the blocking thread pool, so neither the checkout nor the
 /// query ever blocks an async worker.

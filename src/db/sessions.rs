@@ -43,14 +43,15 @@ pub struct NewSession<'a> {
     pub cloud_expires_at: Option<i64>,
 }
 
-/// The session a token hash names, with its user: one indexed read per request.
+/// The session a token hash names, with its user: one indexed read per request (a cached prepared
+/// statement on the backend's own connection).
 pub fn find_with_user(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<(SessionRow, User)>> {
-    sessions::table
+    crate::on_backend!(conn, |c| sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
         .select((SessionRow::as_select(), User::as_select()))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 pub fn insert(conn: &mut DbConn, row: &NewSession<'_>) -> QueryResult<usize> {
@@ -68,9 +69,9 @@ pub fn update_data(conn: &mut DbConn, token_hash: &str, data: &str) -> QueryResu
 /// Slides the idle expiry of a live session (never past its absolute expiry); 0 rows when it has
 /// ended or expired meanwhile.
 pub fn refresh(conn: &mut DbConn, id: &str, now: i64, idle_expires_at: i64) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(id).filter(sessions::idle_expires_at.gt(now)))
+    crate::on_backend!(conn, |c| diesel::update(sessions::table.find(id).filter(sessions::idle_expires_at.gt(now)))
         .set((sessions::last_seen_at.eq(now), sessions::idle_expires_at.eq(idle_expires_at)))
-        .execute(conn)
+        .execute(c))
 }
 
 pub fn delete_by_token_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {
