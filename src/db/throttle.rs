@@ -47,32 +47,14 @@ pub fn record_failure(conn: &mut DbConn, key: &str, now: i64, window: i64, limit
         );
         let since = now - window;
         let until = now + window;
-        let locked = match conn {
-            DbConn::Postgres(c) => {
-                diesel::sql_query(upsert)
-                    .bind::<Text, _>(key)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(since)
-                    .execute(c)?;
-                diesel::sql_query(lock)
-                    .bind::<Text, _>(key)
-                    .bind::<BigInt, _>(until)
-                    .bind::<BigInt, _>(limit)
-                    .execute(c)?
-            }
-            DbConn::Sqlite(c) => {
-                diesel::sql_query(upsert)
-                    .bind::<Text, _>(key)
-                    .bind::<BigInt, _>(now)
-                    .bind::<BigInt, _>(since)
-                    .execute(c)?;
-                diesel::sql_query(lock)
-                    .bind::<Text, _>(key)
-                    .bind::<BigInt, _>(until)
-                    .bind::<BigInt, _>(limit)
-                    .execute(c)?
-            }
-        };
+        let locked = crate::on_backend!(conn, |c| {
+            diesel::sql_query(upsert)
+                .bind::<Text, _>(key)
+                .bind::<BigInt, _>(now)
+                .bind::<BigInt, _>(since)
+                .execute(c)?;
+            diesel::sql_query(lock).bind::<Text, _>(key).bind::<BigInt, _>(until).bind::<BigInt, _>(limit).execute(c)?
+        });
         Ok(locked == 1)
     })
 }

@@ -169,10 +169,7 @@ fn update_keeping_an_admin(conn: &mut DbConn, assignment: &'static str, id: &str
              WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> $1)"
         ),
     );
-    match conn {
-        DbConn::Postgres(pg) => diesel::sql_query(sql).bind::<Text, _>(id).execute(pg),
-        DbConn::Sqlite(sqlite) => diesel::sql_query(sql).bind::<Text, _>(id).execute(sqlite),
-    }
+    crate::on_backend!(conn, |c| diesel::sql_query(sql).bind::<Text, _>(id).execute(c))
 }
 
 /// Runs `update(conn, user_id, keep_admin)`; `keep_admin` is true when the change would take away an
