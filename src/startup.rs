@@ -32,7 +32,6 @@ pub struct AppConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub password_min_length: usize,
     pub idle_timeout: Duration,
-    pub absolute_timeout: Option<Duration>,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
 }
@@ -137,7 +136,6 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             password_min_length: settings.password_min_length,
             idle_timeout: settings.idle_timeout,
-            absolute_timeout: settings.absolute_timeout,
             login_max_failures: settings.login_max_failures,
             login_lockout: settings.login_lockout,
         });

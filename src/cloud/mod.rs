@@ -125,6 +125,11 @@ impl CloudAccess {
     /// missing, about to expire, for another role (after a role change), or `force`d (after a `401`
     /// from the Cloud API). `None` when cloud access is unavailable for now.
     pub async fn token_for(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<SecretString> {
+        self.token_until(pool, user, force).await.map(|(token, _)| token)
+    }
+
+    /// [`Self::token_for`], with the token's expiry (epoch ms).
+    async fn token_until(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<(SecretString, i64)> {
         let id = user.session_id.clone();
         let stored = db::run(pool, move |conn| Ok(sessions::cloud_token(conn, &id)?)).await.ok().flatten();
         if !force {
@@ -132,7 +137,7 @@ impl CloudAccess {
                 let fresh = *expires_at - now_ms() > crate::util::duration_ms(REFRESH_BEFORE);
                 if fresh && role == user.role.as_str() {
                     if let Some(token) = self.open(&user.session_id, sealed) {
-                        return Some(token);
+                        return Some((token, *expires_at));
                     }
                 }
             }
@@ -155,7 +160,7 @@ impl CloudAccess {
                 }
                 self.backoff.lock().await.remove(&user.session_id);
                 tracing::info!(session = %user.session_id, role = %user.role, "obtained a gateway token");
-                Some(token.access_token)
+                Some((token.access_token, token.expires_at))
             }
             Err(e) => {
                 tracing::warn!(session = %user.session_id, error = %e, "cloud access unavailable");
@@ -170,13 +175,10 @@ impl CloudAccess {
 
     /// The dashboard's line about cloud access (refreshing the token if needed).
     pub async fn status(&self, pool: &Pool, user: &LiveSession) -> CloudStatus {
-        if self.token_for(pool, user, false).await.is_none() {
-            return CloudStatus::Unavailable;
-        }
-        let id = user.session_id.clone();
-        match db::run(pool, move |conn| Ok(sessions::cloud_token(conn, &id)?)).await {
-            Ok(Some((_, role, until))) => CloudStatus::Connected { role, until },
-            _ => CloudStatus::Unavailable,
+        // A token is always for the user's current role (token_until renews it after a role change).
+        match self.token_until(pool, user, false).await {
+            Some((_, until)) => CloudStatus::Connected { role: user.role.as_str().to_owned(), until },
+            None => CloudStatus::Unavailable,
         }
     }
 }

@@ -88,10 +88,10 @@ pub fn record(conn: &mut DbConn, event: &NewEvent) -> QueryResult<usize> {
         .execute(conn)
 }
 
-/// Where a page of events starts: after this (at, id) in newest-first order.
+/// Where a page of events starts: after this (at, id) in newest-first order (the same `TIME.ID`
+/// link format as the session list).
 pub fn parse_cursor(s: &str) -> Option<(i64, String)> {
-    let (at, id) = s.split_once('.')?;
-    Some((at.parse().ok()?, id.to_owned()))
+    super::sessions::Cursor::parse(s).map(|c| (c.last_seen_at, c.id))
 }
 
 /// Events, newest first, optionally of one user and/or one kind, after a cursor, at most `limit`.

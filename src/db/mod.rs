@@ -44,8 +44,6 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// The connection pool shared by the server, the pruner and the commands.
 pub type Pool = r2d2::Pool<Manager>;
-/// A connection checked out of the pool.
-pub type PooledConn = r2d2::PooledConnection<Manager>;
 
 /// Opens connections of the configured kind. (diesel's own manager would try PostgreSQL and then
 /// fall back to SQLite for any string, turning a mistyped PostgreSQL URL into a stray file.)

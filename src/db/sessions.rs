@@ -78,11 +78,6 @@ pub fn delete_by_token_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<
     diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn)
 }
 
-/// Deletes a session by public id if it has expired by `now` (the row met on access).
-pub fn delete_if_expired(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<usize> {
-    diesel::delete(sessions::table.find(id).filter(sessions::idle_expires_at.le(now))).execute(conn)
-}
-
 pub fn delete_by_id(conn: &mut DbConn, id: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.find(id)).execute(conn)
 }
