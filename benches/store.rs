@@ -28,7 +28,12 @@ fn store_ops(c: &mut Criterion) {
             let name = format!("bench{}", dashboard::util::random_alphanumeric(6).to_lowercase());
             users::create(&mut conn, &name, &hash, users::Role::User).unwrap()
         };
-        let store = DbSessionStore::new(pool.clone(), Timeouts { idle: Duration::from_secs(7200), absolute: None });
+        let store = DbSessionStore::new(
+            pool.clone(),
+            &settings.database,
+            Timeouts { idle: Duration::from_secs(7200), absolute: None },
+        )
+        .unwrap();
         let ttl = actix_web::cookie::time::Duration::hours(2);
         let mut state = HashMap::new();
         state.insert(IDENTITY_KEY.to_owned(), serde_json::to_string(&user.id).unwrap());

@@ -142,8 +142,9 @@ impl Application {
         let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
         let store = DbSessionStore::new(
             pool.clone(),
+            &settings.database,
             Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout },
-        );
+        )?;
         let pool_data = web::Data::new(pool.clone());
         let hasher_handle = hasher.clone();
         let cloud_handle = cloud.clone();

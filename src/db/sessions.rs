@@ -44,14 +44,52 @@ pub struct NewSession<'a> {
 }
 
 /// The session a token hash names, with its user: one indexed read per request (a cached prepared
-/// statement on the backend's own connection).
+/// statement on the backend's own connection). No `LIMIT` (the token hash is unique): SQLite plans
+/// around a bound `LIMIT ?` value, so every new binding would expire the cached statement and parse
+/// the SQL again.
 pub fn find_with_user(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<(SessionRow, User)>> {
     crate::on_backend!(conn, |c| sessions::table
         .inner_join(users::table)
         .filter(sessions::token_hash.eq(token_hash))
         .select((SessionRow::as_select(), User::as_select()))
-        .first(c)
+        .get_result(c)
         .optional())
+}
+
+/// The sessions several token hashes name, with their users, in any order (hashes with no row are
+/// left out): the session lookup thread answers a batch of requests with this. PostgreSQL gets one
+/// statement (`token_hash = ANY($1)`, one cached plan whatever the count); SQLite, where a round
+/// trip costs nothing, runs the cached single-row read per hash.
+pub fn find_many_with_user(conn: &mut DbConn, token_hashes: &[&str]) -> QueryResult<Vec<(SessionRow, User)>> {
+    match conn {
+        DbConn::Postgres(pg) => sessions::table
+            .inner_join(users::table)
+            .filter(sessions::token_hash.eq_any(token_hashes))
+            .select((SessionRow::as_select(), User::as_select()))
+            .load(pg),
+        DbConn::Sqlite(sqlite) => {
+            let read_all = |c: &mut diesel::SqliteConnection| {
+                let mut found = Vec::with_capacity(token_hashes.len());
+                for hash in token_hashes {
+                    found.extend(
+                        sessions::table
+                            .inner_join(users::table)
+                            .filter(sessions::token_hash.eq(hash))
+                            .select((SessionRow::as_select(), User::as_select()))
+                            .get_result(c)
+                            .optional()?,
+                    );
+                }
+                Ok(found)
+            };
+            // One read transaction for the batch: the WAL read lock is taken once, not per row.
+            if token_hashes.len() > 1 {
+                sqlite.transaction(read_all)
+            } else {
+                read_all(sqlite)
+            }
+        }
+    }
 }
 
 pub fn insert(conn: &mut DbConn, row: &NewSession<'_>) -> QueryResult<usize> {

@@ -1,5 +1,6 @@
 //! Database-backed sessions: the actix-session store, what it tells the rest of the app, the pruner.
 
+pub mod lookup;
 pub mod pruner;
 pub mod store;
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 
+use super::lookup::SessionLookup;
 use super::*;
+use crate::config::DatabaseUrl;
 use crate::db::events::{self, NewEvent};
 use crate::db::{self, sessions, Pool};
 use crate::util::{duration_ms, now_ms, random_alphanumeric, random_b64, sha256_hex};
@@ -35,12 +37,14 @@ impl Timeouts {
 #[derive(Clone)]
 pub struct DbSessionStore {
     pool: Pool,
+    lookup: SessionLookup,
     timeouts: Timeouts,
 }
 
 impl DbSessionStore {
-    pub fn new(pool: Pool, timeouts: Timeouts) -> Self {
-        Self { pool, timeouts }
+    /// A store on `pool`, with its own lookup thread on `database` (the pool's database).
+    pub fn new(pool: Pool, database: &DatabaseUrl, timeouts: Timeouts) -> std::io::Result<Self> {
+        Ok(Self { pool, lookup: SessionLookup::start(database)?, timeouts })
     }
 }
 
@@ -67,42 +71,48 @@ impl SessionStore for DbSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let token_hash = sha256_hex(session_key.as_ref());
         let timeouts = self.timeouts;
-        db::run(&self.pool, move |conn| {
-            let Some((row, user)) = sessions::find_with_user(conn, &token_hash)? else {
-                return Ok(None);
-            };
-            let now = now_ms();
-            if row.idle_expires_at <= now || user.is_disabled() {
-                // The expired (or orphaned) row met on access is deleted now, not at the next prune.
+        // The read goes to the lookup thread; the rare writes (expired row, due refresh) to the pool.
+        let Some((row, user)) = self.lookup.find(token_hash).await.map_err(LoadError::Other)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if row.idle_expires_at <= now || user.is_disabled() {
+            // The expired (or orphaned) row met on access is deleted now, not at the next prune.
+            db::run(&self.pool, move |conn| {
                 if sessions::delete_by_id(conn, &row.id)? == 1 && !user.is_disabled() {
                     let event = NewEvent::new("session_expired").user(&user.username).session(&row.id).ip(&row.ip);
                     events::record(conn, &event)?;
                 }
-                return Ok(None);
+                Ok(())
+            })
+            .await
+            .map_err(LoadError::Other)?;
+            return Ok(None);
+        }
+        let mut expires_at = row.idle_expires_at;
+        let wanted = now.saturating_add(duration_ms(timeouts.idle));
+        let wanted = row.absolute_expires_at.map_or(wanted, |abs| wanted.min(abs));
+        if wanted - row.idle_expires_at > duration_ms(timeouts.refresh_slack()) {
+            let id = row.id.clone();
+            let refreshed = db::run(&self.pool, move |conn| Ok(sessions::refresh(conn, &id, now, wanted)?))
+                .await
+                .map_err(LoadError::Other)?;
+            if refreshed == 0 {
+                return Ok(None); // ended while we were looking at it
             }
-            let mut expires_at = row.idle_expires_at;
-            let wanted = now.saturating_add(duration_ms(timeouts.idle));
-            let wanted = row.absolute_expires_at.map_or(wanted, |abs| wanted.min(abs));
-            if wanted - row.idle_expires_at > duration_ms(timeouts.refresh_slack()) {
-                if sessions::refresh(conn, &row.id, now, wanted)? == 0 {
-                    return Ok(None); // ended while we were looking at it
-                }
-                expires_at = wanted;
-            }
-            let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
-            state.insert(IDENTITY_KEY.into(), json(&user.id));
-            state.insert(LIVE_SESSION_ID.into(), json(&row.id));
-            state.insert(LIVE_USERNAME.into(), json(&user.username));
-            state.insert(LIVE_ROLE.into(), json(&user.role));
-            state.insert(LIVE_CREATED_AT.into(), json(row.created_at));
-            state.insert(LIVE_EXPIRES_AT.into(), json(expires_at));
-            if let Some(abs) = row.absolute_expires_at {
-                state.insert(LIVE_ABSOLUTE_EXPIRES_AT.into(), json(abs));
-            }
-            Ok(Some(state))
-        })
-        .await
-        .map_err(LoadError::Other)
+            expires_at = wanted;
+        }
+        let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
+        state.insert(IDENTITY_KEY.into(), json(&user.id));
+        state.insert(LIVE_SESSION_ID.into(), json(&row.id));
+        state.insert(LIVE_USERNAME.into(), json(&user.username));
+        state.insert(LIVE_ROLE.into(), json(&user.role));
+        state.insert(LIVE_CREATED_AT.into(), json(row.created_at));
+        state.insert(LIVE_EXPIRES_AT.into(), json(expires_at));
+        if let Some(abs) = row.absolute_expires_at {
+            state.insert(LIVE_ABSOLUTE_EXPIRES_AT.into(), json(abs));
+        }
+        Ok(Some(state))
     }
 
     async fn save(

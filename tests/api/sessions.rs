@@ -159,7 +159,9 @@ async fn two_instances_share_sessions(kind: DbKind) {
 async fn an_update_racing_a_logout_does_not_resurrect_the_session(kind: DbKind) {
     let app = spawn_app(kind).await;
     let alice = app.create_user("alice", Role::User).await;
-    let store = DbSessionStore::new(app.pool.clone(), Timeouts { idle: Duration::from_secs(60), absolute: None });
+    let database = dashboard::config::Settings::with_database(&app.db.url).unwrap().database;
+    let timeouts = Timeouts { idle: Duration::from_secs(60), absolute: None };
+    let store = DbSessionStore::new(app.pool.clone(), &database, timeouts).unwrap();
     let ttl = actix_web::cookie::time::Duration::seconds(60);
     let mut state = HashMap::new();
     state.insert(IDENTITY_KEY.to_owned(), serde_json::to_string(&alice.id).unwrap());
