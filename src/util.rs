@@ -36,11 +36,20 @@ pub fn sha256_hex(input: &str) -> String {
 
 /// Formats epoch milliseconds as `2026-11-27 17:02:21 UTC`.
 pub fn format_ms(ms: i64) -> String {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&fmt).ok())
-        .unwrap_or_else(|| "-".to_owned())
+    // Plain integer formatting: every signed-in page shows a few times, and `time`'s format
+    // descriptions cost several times more.
+    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => "-".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -59,5 +68,6 @@ mod tests {
     #[test]
     fn format_ms_renders_utc() {
         assert_eq!(format_ms(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(format_ms(1_796_223_741_999), "2026-12-02 15:02:21 UTC");
     }
 }

@@ -4,7 +4,6 @@
 use diesel::prelude::*;
 
 use super::schema::{sessions, users};
-use super::users::User;
 use super::DbConn;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -43,29 +42,69 @@ pub struct NewSession<'a> {
     pub cloud_expires_at: Option<i64>,
 }
 
-/// The session a token hash names, with its user: one indexed read per request (a cached prepared
-/// statement on the backend's own connection). No `LIMIT` (the token hash is unique): SQLite plans
-/// around a bound `LIMIT ?` value, so every new binding would expire the cached statement and parse
-/// the SQL again.
-pub fn find_with_user(conn: &mut DbConn, token_hash: &str) -> QueryResult<Option<(SessionRow, User)>> {
-    crate::on_backend!(conn, |c| sessions::table
-        .inner_join(users::table)
-        .filter(sessions::token_hash.eq(token_hash))
-        .select((SessionRow::as_select(), User::as_select()))
-        .get_result(c)
-        .optional())
+/// What a request reads of its session and user, once per request, so nothing more: no password
+/// hash, no sealed cloud token, no user agent.
+#[derive(Clone, Debug, Queryable)]
+pub struct LiveRow {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub data: String,
+    pub created_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: Option<i64>,
+    pub ip: String,
+    pub username: String,
+    pub role: String,
+    pub disabled: i32,
 }
 
+impl LiveRow {
+    pub fn user_disabled(&self) -> bool {
+        self.disabled != 0
+    }
+}
+
+type LiveColumns = (
+    sessions::id,
+    sessions::token_hash,
+    sessions::user_id,
+    sessions::data,
+    sessions::created_at,
+    sessions::idle_expires_at,
+    sessions::absolute_expires_at,
+    sessions::ip,
+    users::username,
+    users::role,
+    users::disabled,
+);
+const LIVE_COLUMNS: LiveColumns = (
+    sessions::id,
+    sessions::token_hash,
+    sessions::user_id,
+    sessions::data,
+    sessions::created_at,
+    sessions::idle_expires_at,
+    sessions::absolute_expires_at,
+    sessions::ip,
+    users::username,
+    users::role,
+    users::disabled,
+);
+
 /// The sessions several token hashes name, with their users, in any order (hashes with no row are
-/// left out): the session lookup thread answers a batch of requests with this. PostgreSQL gets one
-/// statement (`token_hash = ANY($1)`, one cached plan whatever the count); SQLite, where a round
-/// trip costs nothing, runs the cached single-row read per hash.
-pub fn find_many_with_user(conn: &mut DbConn, token_hashes: &[&str]) -> QueryResult<Vec<(SessionRow, User)>> {
+/// left out): the session lookup thread answers a batch of requests with this. Both are cached
+/// prepared statements on the backend's own connection. PostgreSQL gets one statement
+/// (`token_hash = ANY($1)`, one plan whatever the count); SQLite, where a round trip costs nothing,
+/// a point read per hash inside one read transaction (the WAL read lock is taken once per batch).
+/// No `LIMIT` (the token hash is unique): SQLite plans around a bound `LIMIT ?` value, so every
+/// new binding would expire the cached statement and parse the SQL again.
+pub fn find_by_token_hashes(conn: &mut DbConn, token_hashes: &[&str]) -> QueryResult<Vec<LiveRow>> {
     match conn {
         DbConn::Postgres(pg) => sessions::table
             .inner_join(users::table)
             .filter(sessions::token_hash.eq_any(token_hashes))
-            .select((SessionRow::as_select(), User::as_select()))
+            .select(LIVE_COLUMNS)
             .load(pg),
         DbConn::Sqlite(sqlite) => {
             let read_all = |c: &mut diesel::SqliteConnection| {
@@ -75,14 +114,13 @@ pub fn find_many_with_user(conn: &mut DbConn, token_hashes: &[&str]) -> QueryRes
                         sessions::table
                             .inner_join(users::table)
                             .filter(sessions::token_hash.eq(hash))
-                            .select((SessionRow::as_select(), User::as_select()))
+                            .select(LIVE_COLUMNS)
                             .get_result(c)
                             .optional()?,
                     );
                 }
                 Ok(found)
             };
-            // One read transaction for the batch: the WAL read lock is taken once, not per row.
             if token_hashes.len() > 1 {
                 sqlite.transaction(read_all)
             } else {

@@ -17,8 +17,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::SimpleConnection;
 
 use crate::config::DatabaseUrl;
-use crate::db::sessions::{self, SessionRow};
-use crate::db::users::User;
+use crate::db::sessions::{self, LiveRow};
 use crate::db::{self, DbConn};
 
 /// The most requests answered by one query.
@@ -30,7 +29,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// How many times the idle lookup thread yields before it sleeps on the queue.
 const SPINS_BEFORE_SLEEP: usize = 16;
 
-type Found = Option<(SessionRow, User)>;
+type Found = Option<LiveRow>;
 
 struct Job {
     token_hash: String,
@@ -53,7 +52,8 @@ impl SessionLookup {
         Ok(Self { jobs })
     }
 
-    /// The live or expired row a token hash names, with its user; `None` when there is no such row.
+    /// The live or expired session a token hash names, with its user's name, role and status;
+    /// `None` when there is no such row.
     pub async fn find(&self, token_hash: String) -> anyhow::Result<Found> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
@@ -67,8 +67,7 @@ impl SessionLookup {
 }
 
 fn serve(queue: &mpsc::Receiver<Job>, database: &DatabaseUrl) {
-    let mut conn: Option<DbConn> = None;
-    let mut failed_at: Option<Instant> = None;
+    let mut conn = Reconnecting { database, conn: None, failed_at: None };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = next_job(queue) {
         batch.push(first);
@@ -83,44 +82,80 @@ fn serve(queue: &mpsc::Receiver<Job>, database: &DatabaseUrl) {
         if batch.is_empty() {
             continue;
         }
-        if conn.is_none() && failed_at.is_none_or(|at| at.elapsed() >= RECONNECT_AFTER) {
-            match open(database) {
-                Ok(c) => {
-                    conn = Some(c);
-                    failed_at = None;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "session lookup: cannot connect to the database");
-                    failed_at = Some(Instant::now());
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else {
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err("no database connection".into()));
-            }
-            continue;
-        };
-        let hashes: Vec<&str> = batch.iter().map(|job| job.token_hash.as_str()).collect();
-        match sessions::find_many_with_user(c, &hashes) {
+        // Several requests of one browser may share a batch, and a token: sorted, they sit together,
+        // the token is read once, and each of them gets the row.
+        batch.sort_unstable_by(|a, b| a.token_hash.cmp(&b.token_hash));
+        let mut hashes: Vec<&str> = batch.iter().map(|job| job.token_hash.as_str()).collect();
+        hashes.dedup();
+        match conn.find(&hashes) {
             Ok(mut rows) => {
-                for job in batch.drain(..) {
-                    let found = rows
-                        .iter()
-                        .position(|(row, _)| row.token_hash == job.token_hash)
-                        .map(|i| rows.swap_remove(i));
+                let mut jobs = batch.drain(..).peekable();
+                while let Some(job) = jobs.next() {
+                    let shared = jobs.peek().is_some_and(|next| next.token_hash == job.token_hash);
+                    let found = rows.iter().position(|row| row.token_hash == job.token_hash).map(|i| {
+                        if shared {
+                            rows[i].clone()
+                        } else {
+                            rows.swap_remove(i)
+                        }
+                    });
                     let _ = job.reply.send(Ok(found));
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "session lookup failed");
                 for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(e.to_string()));
+                    let _ = job.reply.send(Err(e.clone()));
                 }
-                // Reconnect for the next batch rather than keep a connection in an unknown state.
-                conn = None;
             }
         }
+    }
+}
+
+/// The lookup thread's connection, opened on first use and opened again after an error.
+struct Reconnecting<'a> {
+    database: &'a DatabaseUrl,
+    conn: Option<DbConn>,
+    failed_at: Option<Instant>,
+}
+
+impl Reconnecting<'_> {
+    /// Runs the lookup; after an error (a restarted database server, a dropped connection) it tries
+    /// once more on a fresh connection, so the requests of that batch do not fail for it.
+    fn find(&mut self, hashes: &[&str]) -> Result<Vec<LiveRow>, String> {
+        let had_connection = self.conn.is_some();
+        match self.connection().and_then(|c| sessions::find_by_token_hashes(c, hashes).map_err(|e| e.to_string())) {
+            Ok(rows) => Ok(rows),
+            Err(e) if had_connection => {
+                tracing::warn!(error = %e, "session lookup failed; retrying on a new connection");
+                self.conn = None;
+                let c = self.connection()?;
+                sessions::find_by_token_hashes(c, hashes).map_err(|e| {
+                    self.conn = None;
+                    format!("session lookup failed: {e}")
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn connection(&mut self) -> Result<&mut DbConn, String> {
+        if self.conn.is_none() {
+            if self.failed_at.is_some_and(|at| at.elapsed() < RECONNECT_AFTER) {
+                return Err("no database connection (retrying shortly)".into());
+            }
+            match open(self.database) {
+                Ok(c) => {
+                    self.conn = Some(c);
+                    self.failed_at = None;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "session lookup: cannot connect to the database");
+                    self.failed_at = Some(Instant::now());
+                    return Err(format!("cannot connect to the database: {e}"));
+                }
+            }
+        }
+        self.conn.as_mut().ok_or_else(|| "no database connection".to_owned())
     }
 }
 

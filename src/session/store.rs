@@ -72,15 +72,15 @@ impl SessionStore for DbSessionStore {
         let token_hash = sha256_hex(session_key.as_ref());
         let timeouts = self.timeouts;
         // The read goes to the lookup thread; the rare writes (expired row, due refresh) to the pool.
-        let Some((row, user)) = self.lookup.find(token_hash).await.map_err(LoadError::Other)? else {
+        let Some(row) = self.lookup.find(token_hash).await.map_err(LoadError::Other)? else {
             return Ok(None);
         };
         let now = now_ms();
-        if row.idle_expires_at <= now || user.is_disabled() {
+        if row.idle_expires_at <= now || row.user_disabled() {
             // The expired (or orphaned) row met on access is deleted now, not at the next prune.
             db::run(&self.pool, move |conn| {
-                if sessions::delete_by_id(conn, &row.id)? == 1 && !user.is_disabled() {
-                    let event = NewEvent::new("session_expired").user(&user.username).session(&row.id).ip(&row.ip);
+                if sessions::delete_by_id(conn, &row.id)? == 1 && !row.user_disabled() {
+                    let event = NewEvent::new("session_expired").user(&row.username).session(&row.id).ip(&row.ip);
                     events::record(conn, &event)?;
                 }
                 Ok(())
@@ -103,10 +103,10 @@ impl SessionStore for DbSessionStore {
             expires_at = wanted;
         }
         let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
-        state.insert(IDENTITY_KEY.into(), json(&user.id));
+        state.insert(IDENTITY_KEY.into(), json(&row.user_id));
         state.insert(LIVE_SESSION_ID.into(), json(&row.id));
-        state.insert(LIVE_USERNAME.into(), json(&user.username));
-        state.insert(LIVE_ROLE.into(), json(&user.role));
+        state.insert(LIVE_USERNAME.into(), json(&row.username));
+        state.insert(LIVE_ROLE.into(), json(&row.role));
         state.insert(LIVE_CREATED_AT.into(), json(row.created_at));
         state.insert(LIVE_EXPIRES_AT.into(), json(expires_at));
         if let Some(abs) = row.absolute_expires_at {

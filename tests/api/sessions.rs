@@ -21,6 +21,8 @@ both_databases!(
     an_update_racing_a_logout_does_not_resurrect_the_session,
     anonymous_visits_create_no_rows,
     fifty_requests_across_workers_are_never_bounced,
+    concurrent_requests_of_many_users_each_get_their_own_session,
+    a_dropped_database_connection_signs_no_one_out,
 );
 
 async fn the_token_changes_at_sign_in_and_the_old_one_is_dead(kind: DbKind) {
@@ -197,4 +199,55 @@ async fn fifty_requests_across_workers_are_never_bounced(kind: DbKind) {
     for res in futures_util::future::join_all(requests).await {
         assert_eq!(res.status(), 200);
     }
+}
+
+async fn concurrent_requests_of_many_users_each_get_their_own_session(kind: DbKind) {
+    // The lookup thread answers many requests per query; each must get its own row.
+    let app = spawn_app(kind).await;
+    let names = ["ann", "bob", "cyd", "dee", "eve", "fay"];
+    let mut browsers = Vec::new();
+    for name in names {
+        app.create_user(name, Role::User).await;
+        let browser = app.browser();
+        assert_eq!(browser.login(name, PASSWORD).await.status(), 303);
+        browsers.push((name, browser));
+    }
+    let visits = browsers.iter().flat_map(|(name, b)| (0..6).map(move |_| async move { (*name, b.get("/").await) }));
+    for (name, res) in futures_util::future::join_all(visits).await {
+        assert_eq!(res.status(), 200, "{name} was bounced");
+        let html = res.text().await.unwrap();
+        let shown: Vec<&str> = names.iter().copied().filter(|n| html.contains(&format!(">{n}<"))).collect();
+        assert_eq!(shown, [name], "{name}'s page shows only {name}");
+    }
+}
+
+async fn a_dropped_database_connection_signs_no_one_out(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    app.login("alice", PASSWORD).await;
+    assert_eq!(app.get("/").await.status(), 200);
+    if kind == DbKind::Postgres {
+        // As a database restart or a proxy would: every other connection to this database is cut,
+        // the session lookup's own among them.
+        let cut: Vec<bool> = app
+            .with_db(|c| {
+                diesel::sql_query(
+                    "SELECT pg_terminate_backend(pid) AS cut FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .load::<Terminated>(c)
+                .map(|rows| rows.into_iter().map(|r| r.cut).collect())
+            })
+            .await;
+        assert!(cut.contains(&true), "the lookup connection was open and has been cut");
+    }
+    for _ in 0..3 {
+        assert_eq!(app.get("/").await.status(), 200, "the lookup reconnects within the request");
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    cut: bool,
 }
