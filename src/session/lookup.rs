@@ -11,12 +11,12 @@
 //! Writes (sliding the expiry, deleting an expired row) stay on the pool; they are rare by design
 //! (coalesced to one per session per minute at most).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 
-use crate::config::DatabaseUrl;
+use crate::config::{Backend, DatabaseUrl};
 use crate::db::sessions::{self, LiveRow};
 use crate::db::{self, DbConn};
 
@@ -36,7 +36,7 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Found, String>>,
 }
 
-/// A handle to the lookup thread. Cloned into every worker; the thread ends when the last handle is
+/// A handle to the lookup threads. Cloned into every worker; the threads end when the last handle is
 /// dropped (when the server stops).
 #[derive(Clone)]
 pub struct SessionLookup {
@@ -44,11 +44,23 @@ pub struct SessionLookup {
 }
 
 impl SessionLookup {
-    /// Starts the lookup thread for `database`. It connects on first use (and again after an error).
+    /// Starts the lookup threads for `database`. Each connects on first use (and again after an error).
+    ///
+    /// SQLite: one thread; its reads never wait, so a second would only compete for the CPU.
+    /// PostgreSQL: two, taking batches from one queue in turn, so one batch is being gathered and
+    /// sent while the other waits for its round trip (with one, a profile showed the CPUs idle 6 % of
+    /// the time under load, waiting on round trips).
     pub fn start(database: &DatabaseUrl) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
-        let database = database.clone();
-        std::thread::Builder::new().name("session-lookup".into()).spawn(move || serve(&queue, &database))?;
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = match database.backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => 2,
+        };
+        for _ in 0..threads {
+            let (queue, database) = (queue.clone(), database.clone());
+            std::thread::Builder::new().name("session-lookup".into()).spawn(move || serve(&queue, &database))?;
+        }
         Ok(Self { jobs })
     }
 
@@ -66,15 +78,20 @@ impl SessionLookup {
     }
 }
 
-fn serve(queue: &mpsc::Receiver<Job>, database: &DatabaseUrl) {
+fn serve(queue: &Mutex<mpsc::Receiver<Job>>, database: &DatabaseUrl) {
     let mut conn = Reconnecting { database, conn: None, failed_at: None };
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = next_job(queue) {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    loop {
+        {
+            // The queue is held only while a batch is gathered, not while it is answered.
+            let Ok(queue) = queue.lock() else { return };
+            let Some(first) = next_job(&queue) else { return };
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
             }
         }
         // A request whose client went away no longer waits for its answer.
