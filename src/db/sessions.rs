@@ -65,32 +65,24 @@ impl LiveRow {
     }
 }
 
-type LiveColumns = (
-    sessions::id,
-    sessions::token_hash,
-    sessions::user_id,
-    sessions::data,
-    sessions::created_at,
-    sessions::idle_expires_at,
-    sessions::absolute_expires_at,
-    sessions::ip,
-    users::username,
-    users::role,
-    users::disabled,
-);
-const LIVE_COLUMNS: LiveColumns = (
-    sessions::id,
-    sessions::token_hash,
-    sessions::user_id,
-    sessions::data,
-    sessions::created_at,
-    sessions::idle_expires_at,
-    sessions::absolute_expires_at,
-    sessions::ip,
-    users::username,
-    users::role,
-    users::disabled,
-);
+/// The columns of [`LiveRow`], in its order (a macro: the tuple's type is long to spell out).
+macro_rules! live_columns {
+    () => {
+        (
+            sessions::id,
+            sessions::token_hash,
+            sessions::user_id,
+            sessions::data,
+            sessions::created_at,
+            sessions::idle_expires_at,
+            sessions::absolute_expires_at,
+            sessions::ip,
+            users::username,
+            users::role,
+            users::disabled,
+        )
+    };
+}
 
 /// The sessions several token hashes name, with their users, in any order (hashes with no row are
 /// left out): the session lookup thread answers a batch of requests with this. Both are cached
@@ -104,7 +96,7 @@ pub fn find_by_token_hashes(conn: &mut DbConn, token_hashes: &[&str]) -> QueryRe
         DbConn::Postgres(pg) => sessions::table
             .inner_join(users::table)
             .filter(sessions::token_hash.eq_any(token_hashes))
-            .select(LIVE_COLUMNS)
+            .select(live_columns!())
             .load(pg),
         DbConn::Sqlite(sqlite) => {
             let read_all = |c: &mut diesel::SqliteConnection| {
@@ -114,7 +106,7 @@ pub fn find_by_token_hashes(conn: &mut DbConn, token_hashes: &[&str]) -> QueryRe
                         sessions::table
                             .inner_join(users::table)
                             .filter(sessions::token_hash.eq(hash))
-                            .select(LIVE_COLUMNS)
+                            .select(live_columns!())
                             .get_result(c)
                             .optional()?,
                     );
