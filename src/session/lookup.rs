@@ -141,19 +141,22 @@ impl Reconnecting<'_> {
     /// once more on a fresh connection, so the requests of that batch do not fail for it.
     fn find(&mut self, hashes: &[&str]) -> Result<Vec<LiveRow>, String> {
         let had_connection = self.conn.is_some();
-        match self.connection().and_then(|c| sessions::find_by_token_hashes(c, hashes).map_err(|e| e.to_string())) {
-            Ok(rows) => Ok(rows),
+        match self.attempt(hashes) {
             Err(e) if had_connection => {
                 tracing::warn!(error = %e, "session lookup failed; retrying on a new connection");
-                self.conn = None;
-                let c = self.connection()?;
-                sessions::find_by_token_hashes(c, hashes).map_err(|e| {
-                    self.conn = None;
-                    format!("session lookup failed: {e}")
-                })
+                self.attempt(hashes)
             }
-            Err(e) => Err(e),
+            result => result,
         }
+    }
+
+    /// One try; a failed query drops the connection, so the next try opens a new one.
+    fn attempt(&mut self, hashes: &[&str]) -> Result<Vec<LiveRow>, String> {
+        let rows = sessions::find_by_token_hashes(self.connection()?, hashes);
+        rows.map_err(|e| {
+            self.conn = None;
+            format!("session lookup failed: {e}")
+        })
     }
 
     fn connection(&mut self) -> Result<&mut DbConn, String> {
