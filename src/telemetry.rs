@@ -30,6 +30,9 @@ pub async fn log_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if !tracing::enabled!(target: "dashboard::request", tracing::Level::INFO) {
+        return next.call(req).await;
+    }
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();

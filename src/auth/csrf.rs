@@ -7,7 +7,7 @@
 //! (`Sec-Fetch-Site: cross-site`, or an `Origin` that is not ours) is refused before the token is read.
 
 use actix_web::body::{EitherBody, MessageBody};
-use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
@@ -27,49 +27,74 @@ pub const FORM_LIMIT: usize = 16 * 1024;
 /// CSRF settings, shared as app data.
 #[derive(Clone)]
 pub struct CsrfConfig {
-    hmac_key: Vec<u8>,
-    cookie_key: Key,
+    /// HMAC states already keyed (the key's two compression rounds done once, not per request).
+    token_mac: Hmac<Sha256>,
+    cookie_mac: Hmac<Sha256>,
     cookie_name: String,
     secure: bool,
     /// `scheme://host[:port]` of the public URL, for the `Origin` check.
     origin: String,
 }
 
+/// A key derived from the master key for one purpose.
+fn derive(master: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
+    mac.update(purpose);
+    let key = mac.finalize().into_bytes();
+    Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length")
+}
+
 impl CsrfConfig {
     pub fn new(master: &[u8], secure: bool, origin: String) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
-        mac.update(b"dashboard csrf v1");
-        let hmac_key = mac.finalize().into_bytes().to_vec();
         let cookie_name = if secure { "__Host-dashboard_csrf" } else { "dashboard_csrf" }.to_owned();
-        Self { hmac_key, cookie_key: Key::from(master), cookie_name, secure, origin }
+        Self {
+            token_mac: derive(master, b"dashboard csrf v1"),
+            cookie_mac: derive(master, b"dashboard csrf cookie v2"),
+            cookie_name,
+            secure,
+            origin,
+        }
     }
 
     /// The token for a visitor's secret and, when signed in, their session's public id.
     fn token(&self, secret: &str, session_id: Option<&str>) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.hmac_key).expect("HMAC takes keys of any length");
+        let mut mac = self.token_mac.clone();
         mac.update(secret.as_bytes());
         mac.update(b"|");
         mac.update(session_id.unwrap_or("").as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
-    fn read_secret(&self, req: &ServiceRequest) -> Option<String> {
-        let cookie = req.cookie(&self.cookie_name)?;
-        let mut jar = CookieJar::new();
-        jar.add_original(cookie);
-        jar.signed(&self.cookie_key).get(&self.cookie_name).map(|c| c.value().to_owned())
+    /// The cookie's value: `secret.tag`, the tag an HMAC of the secret under its own key.
+    fn seal(&self, secret: &str) -> String {
+        let mut mac = self.cookie_mac.clone();
+        mac.update(secret.as_bytes());
+        format!("{secret}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
     }
 
-    fn secret_cookie(&self, secret: String) -> Cookie<'static> {
-        let mut jar = CookieJar::new();
-        let cookie = Cookie::build(self.cookie_name.clone(), secret)
+    /// The secret of a cookie value whose tag verifies (checked in constant time).
+    fn unseal<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let (secret, tag) = value.rsplit_once('.')?;
+        let tag = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tag).ok()?;
+        let mut mac = self.cookie_mac.clone();
+        mac.update(secret.as_bytes());
+        mac.verify_slice(&tag).ok()?;
+        Some(secret)
+    }
+
+    fn read_secret(&self, req: &ServiceRequest) -> Option<String> {
+        let cookies = req.cookies().ok()?;
+        let cookie = cookies.iter().find(|c| c.name() == self.cookie_name)?;
+        self.unseal(cookie.value()).map(str::to_owned)
+    }
+
+    fn secret_cookie(&self, secret: &str) -> Cookie<'static> {
+        Cookie::build(self.cookie_name.clone(), self.seal(secret))
             .path("/")
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Lax)
-            .finish();
-        jar.signed_mut(&self.cookie_key).add(cookie);
-        jar.delta().next().cloned().expect("the cookie was just added")
+            .finish()
     }
 
     fn cross_site(&self, req: &ServiceRequest) -> bool {
@@ -147,7 +172,7 @@ pub async fn protect(
     req.extensions_mut().insert(CsrfToken(expected));
     let mut res = next.call(req).await?;
     if is_new {
-        let _ = res.response_mut().add_cookie(&config.secret_cookie(secret));
+        let _ = res.response_mut().add_cookie(&config.secret_cookie(&secret));
     }
     Ok(res.map_into_left_body())
 }
@@ -207,6 +232,22 @@ mod tests {
             }
             prop_assert_ne!(&t, &c.token(&a, Some("another-session-id")));
             prop_assert_eq!(t.len(), 43);
+        }
+
+        /// A cookie verifies only as it was sealed: any other secret or tag is refused.
+        #[test]
+        fn sealed_cookies_verify_only_untouched(a in "[A-Za-z0-9_-]{43}", b in "[A-Za-z0-9_-]{43}") {
+            let c = config();
+            let sealed = c.seal(&a);
+            prop_assert_eq!(c.unseal(&sealed), Some(a.as_str()));
+            let (_, tag) = sealed.rsplit_once('.').unwrap();
+            if a != b {
+                let forged = format!("{b}.{tag}");
+                prop_assert_eq!(c.unseal(&forged), None);
+            }
+            prop_assert_eq!(c.unseal(&a), None);
+            let other = CsrfConfig::new(&[8u8; 64], false, "http://127.0.0.1:8080".into());
+            prop_assert_eq!(other.unseal(&sealed), None);
         }
 
         #[test]

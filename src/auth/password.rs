@@ -1,5 +1,5 @@
 //! Passwords: argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) as PHC strings, computed on
-//! the blocking pool behind a semaphore so that a burst of sign-ins cannot starve page serving.
+//! a few low-priority threads of their own so that a burst of sign-ins cannot starve page serving.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
 
 use crate::config::PASSWORD_MAX_LENGTH;
 
@@ -94,24 +93,68 @@ fn keep_large_allocations_unpooled() {
     }
 }
 
-/// The server's hasher: bounded concurrency, off the async workers, and a dummy hash so an unknown
-/// user costs the same verification as a known one.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The server's hasher: `concurrency` dedicated threads at a low scheduling priority (so while pages
+/// are being served, a burst of sign-ins takes only the CPU they leave over; on an idle machine a hash
+/// runs at full speed), off the async workers, and a dummy hash so an unknown user costs the same
+/// verification as a known one. Hashes beyond `concurrency` wait in a queue.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
+}
+
+/// Lowers the calling thread's priority to nice 10: under contention it gets about a tenth of the
+/// CPU share of a normal thread (Linux gives each thread its own nice value).
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority only read and change this thread's scheduling attributes.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
+            tracing::debug!("could not lower the hashing thread's priority");
+        }
+    }
 }
 
 impl Hasher {
     pub fn new(concurrency: usize) -> anyhow::Result<Self> {
         keep_large_allocations_unpooled();
         let dummy = hash_blocking(&crate::util::random_alphanumeric(32))?;
-        Ok(Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy.into(),
-            verifications: Arc::new(AtomicU64::new(0)),
-        })
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
+                lower_this_threads_priority();
+                loop {
+                    // The lock is held only to take the next job; the hash runs without it.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        // A panicking hash fails that one sign-in (its reply is dropped), not the thread.
+                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                        Err(_) => return, // every Hasher was dropped
+                    }
+                }
+            })?;
+        }
+        Ok(Self { jobs, dummy_hash: dummy.into(), verifications: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Runs `f` on a hashing thread and waits for its result.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
+            .map_err(|_| anyhow::anyhow!("the hashing threads have stopped"))?;
+        rx.await.map_err(|_| anyhow::anyhow!("a hashing thread stopped during a hash"))
     }
 
     /// How many verifications this hasher has run (tests use it to check that unknown users cost one
@@ -125,15 +168,13 @@ impl Hasher {
     pub async fn verify(&self, password: SecretString, phc: Option<String>) -> anyhow::Result<bool> {
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
-        let _permit = self.permits.acquire().await?;
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(password.expose_secret(), &phc)).await?;
+        let ok = self.run(move || verify_blocking(password.expose_secret(), &phc)).await?;
         Ok(ok && known)
     }
 
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        let _permit = self.permits.acquire().await?;
-        tokio::task::spawn_blocking(move || hash_blocking(password.expose_secret())).await?
+        self.run(move || hash_blocking(password.expose_secret())).await?
     }
 }
 

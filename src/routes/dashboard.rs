@@ -46,12 +46,18 @@ pub async fn show(
             ("unavailable", "Unavailable right now; the dashboard will try again in a moment.".to_owned())
         }
     };
+    let expires_at = format_ms(user.expires_at);
+    // `2026-11-27 17:02:21 UTC` → `2026-11-27T17:02:21Z`
+    let expires_at_iso = match (expires_at.get(..10), expires_at.get(11..19)) {
+        (Some(date), Some(time)) => format!("{date}T{time}Z"),
+        _ => String::new(),
+    };
     let page = DashboardPage {
         signed_in_at: format_ms(user.created_at),
-        expires_at: format_ms(user.expires_at),
-        expires_at_iso: format_ms(user.expires_at).replace(" UTC", "Z").replacen(' ', "T", 1),
+        expires_at,
+        expires_at_iso,
         absolute_expires_at: user.absolute_expires_at.map_or_else(|| "never (no absolute limit)".into(), format_ms),
-        idle_timeout: humantime::format_duration(config.idle_timeout).to_string(),
+        idle_timeout: config.idle_timeout_text.clone(),
         cloud_status,
         cloud_state,
         layout: Layout::new(Some(user.clone()), &csrf),

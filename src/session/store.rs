@@ -104,14 +104,9 @@ impl SessionStore for DbSessionStore {
         }
         let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
         state.insert(IDENTITY_KEY.into(), json(&row.user_id));
-        state.insert(LIVE_SESSION_ID.into(), json(&row.id));
-        state.insert(LIVE_USERNAME.into(), json(&row.username));
-        state.insert(LIVE_ROLE.into(), json(&row.role));
-        state.insert(LIVE_CREATED_AT.into(), json(row.created_at));
-        state.insert(LIVE_EXPIRES_AT.into(), json(expires_at));
-        if let Some(abs) = row.absolute_expires_at {
-            state.insert(LIVE_ABSOLUTE_EXPIRES_AT.into(), json(abs));
-        }
+        let live =
+            LiveSession::encode(&row.id, row.created_at, expires_at, row.absolute_expires_at, &row.role, &row.username);
+        state.insert(LIVE_KEY.into(), json(&live));
         Ok(Some(state))
     }
 
@@ -228,7 +223,7 @@ mod tests {
     #[test]
     fn persistent_data_drops_live_and_column_keys() {
         let mut state = HashMap::new();
-        state.insert(LIVE_ROLE.to_owned(), "\"admin\"".to_owned());
+        state.insert(LIVE_KEY.to_owned(), "\"admin\"".to_owned());
         state.insert(CLIENT_IP_KEY.to_owned(), "\"1.2.3.4\"".to_owned());
         state.insert("keep".to_owned(), "1".to_owned());
         assert_eq!(persistent_data(state), r#"{"keep":"1"}"#);
