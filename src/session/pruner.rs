@@ -8,27 +8,38 @@ use diesel::connection::SimpleConnection;
 use crate::db::{self, events, sessions, throttle, DbConn, Pool};
 use crate::util::{duration_ms, now_ms};
 
-/// Rows deleted per statement. Each expired row sits at a random place in the token and id indexes,
-/// so a batch rewrites about one index page per row per index; a larger batch rewrites pages it
-/// shares with more of its rows. 5,000 rows hold SQLite's write lock for about 0.1 s (readers never
-/// wait for it in WAL mode; a sign-in may), and pruned 1,000,000 rows in about 24 s where 1,000 took 35 s.
-pub const PRUNE_BATCH: i64 = 5000;
-/// SQLite page cache while pruning (KiB): the deletes revisit index pages. Given back afterwards.
-const PRUNE_CACHE_KIB: i64 = 16 * 1024;
+/// Rows deleted per statement. Each expired row sits at a random place in the token index, so a
+/// batch rewrites about one index page per row; a larger batch rewrites pages it shares with more of
+/// its rows, and on SQLite each commit is followed by a checkpoint (copying those pages into the
+/// database file and syncing it), so fewer, larger batches write and sync far less. Measured on a
+/// 2-core VM, 1,000,000 expired rows under the full dashboard load: batches of 5,000 took 80 s and
+/// pushed the page p99 to 147 ms (the checkpoints' syncs); batches of 20,000 took 40 s with a p99 of
+/// 12.5 ms. A batch holds SQLite's write lock for about half a second there: readers never wait for it
+/// in WAL mode; a sign-in may, well within the 10 s busy timeout.
+pub const PRUNE_BATCH: i64 = 20_000;
+/// SQLite page cache while pruning (KiB): a batch revisits index pages, and with a smaller cache
+/// they spill to the WAL mid-batch (32 MiB: 49 s for the run above; 64 MiB: 40 s). Given back
+/// afterwards.
+const PRUNE_CACHE_KIB: i64 = 64 * 1024;
 /// The background pruner's pause between batches, so page requests keep the CPU and the write lock
-/// (1,000,000 expired rows: 200 batches, about 2 s of pauses).
+/// (1,000,000 expired rows: 50 batches, half a second of pauses).
 const PAUSE_BETWEEN_BATCHES: Duration = Duration::from_millis(10);
 
 /// Deletes every session expired by now, in batches; returns how many were deleted.
 /// `pause` runs between batches (the background pruner yields there so page requests get the lock).
-pub fn prune_expired(conn: &mut DbConn, mut pause: impl FnMut()) -> anyhow::Result<usize> {
+pub fn prune_expired(conn: &mut DbConn, pause: impl FnMut()) -> anyhow::Result<usize> {
+    prune_expired_in_batches_of(conn, PRUNE_BATCH, pause)
+}
+
+/// [`prune_expired`] with another batch size (tests use small ones to run many batches).
+pub fn prune_expired_in_batches_of(conn: &mut DbConn, batch: i64, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
     with_prune_cache(conn, |conn| {
         let mut total = 0;
         loop {
-            let n = sessions::prune_batch(conn, now, PRUNE_BATCH)?;
+            let n = sessions::prune_batch(conn, now, batch)?;
             total += n;
-            if (n as i64) < PRUNE_BATCH {
+            if (n as i64) < batch {
                 return Ok(total);
             }
             pause();

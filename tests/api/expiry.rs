@@ -185,7 +185,7 @@ both_databases!(two_pruners_on_one_database_do_not_conflict);
 
 async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
     use dashboard::db::sessions::NewSession;
-    use dashboard::session::pruner::prune_expired;
+    use dashboard::session::pruner::prune_expired_in_batches_of;
 
     let app = spawn_app(kind).await;
     app.create_user("alice", Role::User).await;
@@ -225,12 +225,20 @@ async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
     live.login("alice", PASSWORD).await;
     assert_eq!(app.session_rows().await, 3001);
 
-    // Two "instances" (separate pools) prune at once.
+    // Two "instances" (separate pools) prune at once, in batches of 250, so each runs several
+    // batches and their statements interleave.
     let (pool_a, pool_b) = (app.db.pool(), app.db.pool());
-    let a = tokio::task::spawn_blocking(move || prune_expired(&mut pool_a.get().unwrap(), || {}));
-    let b = tokio::task::spawn_blocking(move || prune_expired(&mut pool_b.get().unwrap(), || {}));
-    let (a, b) = (a.await.unwrap().expect("pruner a"), b.await.unwrap().expect("pruner b"));
+    let prune = |pool: dashboard::db::Pool| {
+        tokio::task::spawn_blocking(move || {
+            let mut pauses = 0;
+            let n = prune_expired_in_batches_of(&mut pool.get().unwrap(), 250, || pauses += 1);
+            n.map(|n| (n, pauses))
+        })
+    };
+    let (a, b) = (prune(pool_a), prune(pool_b));
+    let ((a, pauses_a), (b, pauses_b)) = (a.await.unwrap().expect("pruner a"), b.await.unwrap().expect("pruner b"));
     assert_eq!(a + b, 3000, "every expired row deleted once: {a} + {b}");
+    assert!(pauses_a + pauses_b >= 3000 / 250 - 2, "pruned in batches: {pauses_a} + {pauses_b} pauses");
     assert_eq!(app.session_rows().await, 1);
     assert_eq!(live.get("/").await.status(), 200);
 }
