@@ -151,7 +151,10 @@ impl Hasher {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
-                let _ = tx.send(f());
+                // A request abandoned while its job was queued (the browser went away) costs no hash.
+                if !tx.is_closed() {
+                    let _ = tx.send(f());
+                }
             }))
             .map_err(|_| anyhow::anyhow!("the hashing threads have stopped"))?;
         rx.await.map_err(|_| anyhow::anyhow!("a hashing thread stopped during a hash"))
