@@ -31,8 +31,7 @@ pub struct AppConfig {
     pub secure: bool,
     pub trusted_proxies: Vec<IpNet>,
     pub password_min_length: usize,
-    pub idle_timeout: Duration,
-    /// `idle_timeout` as the dashboard shows it (`2h`), formatted once.
+    /// The idle timeout as the dashboard shows it (`2h`), formatted once.
     pub idle_timeout_text: String,
     pub login_max_failures: u32,
     pub login_lockout: Duration,
@@ -137,7 +136,6 @@ impl Application {
             secure,
             trusted_proxies: settings.trusted_proxies.clone(),
             password_min_length: settings.password_min_length,
-            idle_timeout: settings.idle_timeout,
             idle_timeout_text: humantime::format_duration(settings.idle_timeout).to_string(),
             login_max_failures: settings.login_max_failures,
             login_lockout: settings.login_lockout,

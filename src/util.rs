@@ -34,6 +34,15 @@ pub fn sha256_hex(input: &str) -> String {
     hex::encode(Sha256::digest(input.as_bytes()))
 }
 
+/// A 32-byte key for one `purpose`, derived from the master key (HMAC-SHA256), so each use of the
+/// master key (CSRF tokens, the CSRF cookie, sealed cloud tokens) has a key of its own.
+pub fn derive_key(master: &[u8], purpose: &[u8]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
+    mac.update(purpose);
+    mac.finalize().into_bytes().into()
+}
+
 /// Formats epoch milliseconds as `2026-11-27 17:02:21 UTC` (`-` before year 0 or after 9999).
 pub fn format_ms(ms: i64) -> String {
     // Every signed-in page shows a few of these: digits are written directly (the days-to-date step

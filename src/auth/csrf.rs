@@ -36,20 +36,17 @@ pub struct CsrfConfig {
     origin: String,
 }
 
-/// A key derived from the master key for one purpose.
-fn derive(master: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(master).expect("HMAC takes keys of any length");
-    mac.update(purpose);
-    let key = mac.finalize().into_bytes();
-    Hmac::<Sha256>::new_from_slice(&key).expect("HMAC takes keys of any length")
+/// An HMAC state keyed with the key derived from `master` for `purpose`.
+fn keyed(master: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(&crate::util::derive_key(master, purpose)).expect("HMAC takes keys of any length")
 }
 
 impl CsrfConfig {
     pub fn new(master: &[u8], secure: bool, origin: String) -> Self {
         let cookie_name = if secure { "__Host-dashboard_csrf" } else { "dashboard_csrf" }.to_owned();
         Self {
-            token_mac: derive(master, b"dashboard csrf v1"),
-            cookie_mac: derive(master, b"dashboard csrf cookie v2"),
+            token_mac: keyed(master, b"dashboard csrf v1"),
+            cookie_mac: keyed(master, b"dashboard csrf cookie v2"),
             cookie_name,
             secure,
             origin,

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 use tokio::sync::Mutex;
 
 use crate::config::Settings;
@@ -65,16 +63,14 @@ impl CloudAccess {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent("dashboard")
             .build()?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(master_key).expect("HMAC takes keys of any length");
-        mac.update(b"dashboard cloud token v1");
-        let key = mac.finalize().into_bytes();
+        let key = crate::util::derive_key(master_key, b"dashboard cloud token v1");
         Ok(Some(Self {
             secrets: secrets::SecretSource::new(secret_id.clone()).await,
             http,
             token_url: token_url.clone(),
             api_url: api_url.clone(),
             required: settings.cloud_required,
-            cipher: ChaCha20Poly1305::new(&key),
+            cipher: ChaCha20Poly1305::new(&key.into()),
             backoff: Mutex::new(HashMap::new()),
         }))
     }
