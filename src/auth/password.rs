@@ -104,6 +104,34 @@ pub struct Hasher {
     jobs: std::sync::mpsc::Sender<Job>,
     dummy_hash: Arc<str>,
     verifications: Arc<AtomicU64>,
+    hold: Arc<std::sync::Mutex<Option<HoldPoint>>>,
+}
+
+/// Where [`Hasher::hold_next`] stops the next job: it says it got there, then waits to be let go.
+struct HoldPoint {
+    reached: tokio::sync::oneshot::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+/// The next hashing job, held before it hashes (see [`Hasher::hold_next`]). Dropping it lets the
+/// job go too.
+pub struct HeldHash {
+    reached: Option<tokio::sync::oneshot::Receiver<()>>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+impl HeldHash {
+    /// Waits until the held job has started (the request is now inside its hash).
+    pub async fn reached(&mut self) {
+        if let Some(reached) = self.reached.take() {
+            let _ = reached.await;
+        }
+    }
+
+    /// Lets the held job hash and finish.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
 }
 
 /// Lowers the calling thread's priority to nice 10: under contention it gets about a tenth of the
@@ -125,8 +153,10 @@ impl Hasher {
         let dummy = hash_blocking(&crate::util::random_alphanumeric(32))?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(std::sync::Mutex::new(queue));
+        let hold: Arc<std::sync::Mutex<Option<HoldPoint>>> = Arc::default();
         for n in 0..concurrency.max(1) {
             let queue = queue.clone();
+            let hold = hold.clone();
             std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
                 lower_this_threads_priority();
                 loop {
@@ -135,6 +165,12 @@ impl Hasher {
                         Ok(queue) => queue.recv(),
                         Err(_) => return,
                     };
+                    // A test's hold point, if one is set, stops the first job that starts.
+                    let held = hold.lock().ok().and_then(|mut h| h.take());
+                    if let (Ok(_), Some(point)) = (&job, held) {
+                        let _ = point.reached.send(());
+                        let _ = point.release.recv();
+                    }
                     match job {
                         // A panicking hash fails that one sign-in (its reply is dropped), not the thread.
                         Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
@@ -143,7 +179,19 @@ impl Hasher {
                 }
             })?;
         }
-        Ok(Self { jobs, dummy_hash: dummy.into(), verifications: Arc::new(AtomicU64::new(0)) })
+        Ok(Self { jobs, dummy_hash: dummy.into(), verifications: Arc::new(AtomicU64::new(0)), hold })
+    }
+
+    /// For tests of races: the next job to start is held before it hashes until the returned handle
+    /// is released, so a test can act while a request sits inside its hash. Costs a mutex check per
+    /// job when unused (nothing next to a 19 MiB argon2 hash).
+    pub fn hold_next(&self) -> HeldHash {
+        let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel();
+        if let Ok(mut hold) = self.hold.lock() {
+            *hold = Some(HoldPoint { reached: reached_tx, release: release_rx });
+        }
+        HeldHash { reached: Some(reached_rx), release: release_tx }
     }
 
     /// Runs `f` on a hashing thread and waits for its result.
