@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use actix_session::storage::{SessionKey, SessionStore};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use dashboard::accounts::{self, NewSession, PasswordSignIn};
+use dashboard::clock::Clock;
 use dashboard::config::Settings;
 use dashboard::db::{self, schema::sessions, users};
-use dashboard::session::{DbSessionStore, Timeouts, IDENTITY_KEY};
+use dashboard::session::{DbSessionStore, NewToken, Timeouts};
 use diesel::prelude::*;
+use secrecy::ExposeSecret;
 
 fn store_ops(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -28,16 +31,30 @@ fn store_ops(c: &mut Criterion) {
             let name = format!("bench{}", dashboard::util::random_alphanumeric(6).to_lowercase());
             users::create(&mut conn, &name, &hash, users::Role::User).unwrap()
         };
-        let store = DbSessionStore::new(
-            pool.clone(),
-            &settings.database,
-            Timeouts { idle: Duration::from_secs(7200), absolute: None },
-        )
-        .unwrap();
+        let timeouts = Timeouts { idle: Duration::from_secs(7200), absolute: None };
+        let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, Clock::system()).unwrap();
         let ttl = actix_web::cookie::time::Duration::hours(2);
-        let mut state = HashMap::new();
-        state.insert(IDENTITY_KEY.to_owned(), serde_json::to_string(&user.id).unwrap());
-        let save = || rt.block_on(store.save(state.clone(), &ttl)).unwrap();
+        let state: HashMap<String, String> = HashMap::new();
+        // A sign-in's write: the accounts service's transaction (lock the user, check, insert, event).
+        let save = || {
+            let token = NewToken::new("{}".into());
+            let sign_in = PasswordSignIn {
+                user_id: user.id.clone(),
+                verified_hash: user.password_hash.clone(),
+                rehash: None,
+                throttle_key: "u:bench".into(),
+                session: NewSession {
+                    token: token.row.clone(),
+                    ip: "127.0.0.1".into(),
+                    user_agent: "bench".into(),
+                    cloud: None,
+                    timeouts,
+                    now: dashboard::util::now_ms(),
+                },
+            };
+            accounts::sign_in(&mut pool.get().unwrap(), &sign_in).unwrap();
+            SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()
+        };
         let key = save();
         let copy = |k: &SessionKey| SessionKey::try_from(k.as_ref().to_owned()).unwrap();
 

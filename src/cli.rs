@@ -4,11 +4,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use diesel::Connection as _;
 
-use crate::auth::password::{check_policy, hash_blocking};
+use crate::accounts::{self, Actor, Ending};
+use crate::auth::password::hash_blocking;
 use crate::config::Settings;
-use crate::db::events::{self, NewEvent};
+use crate::db::events;
 use crate::db::{sessions, users, DbConn};
 use crate::session::pruner;
 use crate::startup::Application;
@@ -167,8 +167,8 @@ fn with_conn(settings: &Settings, f: impl FnOnce(&mut DbConn) -> anyhow::Result<
 }
 
 fn find_user(conn: &mut DbConn, raw: &str) -> anyhow::Result<users::User> {
-    let name = users::normalize_username(raw).map_err(|why| anyhow::anyhow!("{why}"))?;
-    users::find_by_username(conn, &name)?.ok_or_else(|| anyhow::anyhow!("no user named `{name}`"))
+    let name = accounts::valid_username(raw)?;
+    users::find_by_username(conn, &name)?.ok_or_else(|| accounts::AccountError::NoSuchUser(name).into())
 }
 
 /// A new password: one line of standard input, or typed twice without echo.
@@ -187,85 +187,43 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
 }
 
 fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
+    let min_length = settings.password_min_length;
     match cmd {
         UserCommand::Add { name, role, password } => {
-            let name = users::normalize_username(&name).map_err(|why| anyhow::anyhow!("{why}"))?;
+            let name = accounts::valid_username(&name)?;
             if users::find_by_username(conn, &name)?.is_some() {
-                anyhow::bail!("the username `{name}` is taken");
+                // Said before asking for a password that would be thrown away.
+                return Err(accounts::AccountError::NameTaken(name).into());
             }
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
             let password = read_new_password(password.password_stdin)?;
-            check_policy(&password, &name, settings.password_min_length).map_err(|why| anyhow::anyhow!("{why}"))?;
+            accounts::check_new_password(&password, None, &name, min_length)?;
             let hash = hash_blocking(&password)?;
-            match users::create(conn, &name, &hash, role) {
-                Ok(_) => {
-                    events::record(
-                        conn,
-                        &NewEvent::new("user_created").user(&name).actor("cli").detail(role.as_str()),
-                    )?;
-                    println!("created {role} `{name}`")
-                }
-                Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
-                    anyhow::bail!("the username `{name}` is taken")
-                }
-                Err(e) => return Err(e.into()),
-            }
+            accounts::create_user(conn, &name, &hash, role, Actor::Cli)?;
+            println!("created {role} `{name}`");
         }
         UserCommand::Passwd { name, password } => {
             let user = find_user(conn, &name)?;
             let password = read_new_password(password.password_stdin)?;
-            check_policy(&password, &user.username, settings.password_min_length)
-                .map_err(|why| anyhow::anyhow!("{why}"))?;
+            accounts::check_new_password(&password, None, &user.username, min_length)?;
             let hash = hash_blocking(&password)?;
-            let ended = conn.transaction(|conn| {
-                users::set_password_hash(conn, &user.id, &hash)?;
-                let ended = sessions::delete_for_user(conn, &user.id)?;
-                let detail = format!("ended {ended} sessions");
-                events::record(
-                    conn,
-                    &NewEvent::new("password_changed").user(&user.username).actor("cli").detail(detail),
-                )?;
-                Ok::<_, diesel::result::Error>(ended)
-            })?;
+            let ended = accounts::set_password(conn, &user.username, &hash, Actor::Cli)?;
             println!("password changed for `{}`; ended {ended} sessions", user.username);
         }
         UserCommand::Role { name, role } => {
             let user = find_user(conn, &name)?;
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
-            match users::set_role(conn, &user.username, role)? {
-                users::AdminGuarded::Done => {
-                    let event = NewEvent::new("role_changed").user(&user.username).actor("cli").detail(role.as_str());
-                    events::record(conn, &event)?;
-                    println!("`{}` is now {role}", user.username)
-                }
-                users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
-                users::AdminGuarded::LastActiveAdmin => {
-                    anyhow::bail!("`{}` is the last active admin and cannot be demoted", user.username)
-                }
-            }
+            accounts::set_role(conn, &user.username, role, Actor::Cli)?;
+            println!("`{}` is now {role}", user.username);
         }
         UserCommand::Disable { name } => {
             let user = find_user(conn, &name)?;
-            match users::set_disabled(conn, &user.username, true)? {
-                users::AdminGuarded::Done => {
-                    let ended = sessions::delete_for_user(conn, &user.id)?;
-                    let detail = format!("ended {ended} sessions");
-                    events::record(
-                        conn,
-                        &NewEvent::new("user_disabled").user(&user.username).actor("cli").detail(detail),
-                    )?;
-                    println!("disabled `{}`; ended {ended} sessions", user.username);
-                }
-                users::AdminGuarded::NotFound => anyhow::bail!("no user named `{}`", user.username),
-                users::AdminGuarded::LastActiveAdmin => {
-                    anyhow::bail!("`{}` is the last active admin and cannot be disabled", user.username)
-                }
-            }
+            let ended = accounts::disable(conn, &user.username, Actor::Cli)?;
+            println!("disabled `{}`; ended {ended} sessions", user.username);
         }
         UserCommand::Enable { name } => {
             let user = find_user(conn, &name)?;
-            users::set_disabled(conn, &user.username, false)?;
-            events::record(conn, &NewEvent::new("user_enabled").user(&user.username).actor("cli"))?;
+            accounts::enable(conn, &user.username, Actor::Cli)?;
             println!("enabled `{}`", user.username);
         }
         UserCommand::List => {
@@ -302,27 +260,13 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
         }
         SessionsCommand::Revoke { id, user, all } => {
             let ended = if let Some(id) = id {
-                let owner =
-                    sessions::owner_name(conn, &id)?.ok_or_else(|| anyhow::anyhow!("no session with id `{id}`"))?;
-                let n = sessions::delete_by_id(conn, &id)?;
-                events::record(conn, &NewEvent::new("session_ended").user(owner).actor("cli").session(&id))?;
-                n
+                accounts::end_session(conn, &id, Ending::Any(Actor::Cli))?;
+                1
             } else if let Some(name) = user {
                 let user = find_user(conn, &name)?;
-                let n = sessions::delete_for_user(conn, &user.id)?;
-                let event = NewEvent::new("session_ended")
-                    .user(&user.username)
-                    .actor("cli")
-                    .detail(format!("all {n} sessions"));
-                events::record(conn, &event)?;
-                n
+                accounts::end_user_sessions(conn, &user.username, Actor::Cli)?
             } else if all {
-                let n = sessions::delete_all(conn)?;
-                events::record(
-                    conn,
-                    &NewEvent::new("session_ended").actor("cli").detail(format!("every session ({n})")),
-                )?;
-                n
+                accounts::end_all_sessions(conn, Actor::Cli)?
             } else {
                 anyhow::bail!("say which sessions: --id ID, --user NAME or --all");
             };

@@ -1,7 +1,9 @@
 //! Dashboard: form sign-in and database-backed sliding sessions for a server-rendered dashboard.
 
+pub mod accounts;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod db;
@@ -10,5 +12,6 @@ pub mod limits;
 pub mod routes;
 pub mod session;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod util;

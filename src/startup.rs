@@ -6,52 +6,28 @@ use std::time::Duration;
 
 use actix_identity::config::LogoutBehavior;
 use actix_identity::IdentityMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
-use actix_session::SessionMiddleware;
-use actix_web::cookie::{Key, SameSite};
+use actix_web::cookie::Key;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
-use ipnet::IpNet;
 use secrecy::ExposeSecret;
 
 use crate::auth::csrf::{self, CsrfConfig, FORM_LIMIT};
 use crate::auth::guard;
 use crate::auth::password::Hasher;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::{self, settings as app_settings, users, Pool};
-use crate::session::{pruner, DbSessionStore, Timeouts};
+use crate::session::{context, pruner, DbSessionStore, SessionCookie, Timeouts};
+use crate::state::{AppState, Config};
 use crate::{error, routes, telemetry};
-
-/// What handlers need from the configuration, shared as app data.
-pub struct AppConfig {
-    pub session_cookie_name: String,
-    pub cookie_key: Key,
-    pub secure: bool,
-    pub trusted_proxies: Vec<IpNet>,
-    pub password_min_length: usize,
-    /// The idle timeout as the dashboard shows it (`2h`), formatted once.
-    pub idle_timeout_text: String,
-    pub login_max_failures: u32,
-    pub login_lockout: Duration,
-}
-
-impl AppConfig {
-    /// Failed sign-ins from one client IP (any usernames) before that IP is locked: spraying one
-    /// password across many names is stopped too.
-    pub fn ip_max_failures(&self) -> u32 {
-        self.login_max_failures.saturating_mul(10)
-    }
-}
 
 /// A bound, not yet running server.
 pub struct Application {
     port: u16,
     server: Server,
-    pool: Pool,
-    hasher: Hasher,
-    cloud: web::Data<Option<crate::cloud::CloudAccess>>,
+    state: web::Data<AppState>,
     prune_interval: Option<Duration>,
     retention: pruner::Retention,
     public_url: String,
@@ -93,7 +69,7 @@ impl Application {
             Ok::<_, anyhow::Error>((settings, pool, key))
         })
         .await??;
-        let cloud = web::Data::new(crate::cloud::CloudAccess::from_settings(&settings, &key_bytes).await?);
+        let cloud = crate::cloud::CloudAccess::from_settings(&settings, &key_bytes).await?;
         let hasher = {
             let n = settings.hash_concurrency;
             tokio::task::spawn_blocking(move || Hasher::new(n)).await??
@@ -119,7 +95,7 @@ impl Application {
                 }
                 let token = app_settings::get_or_insert(
                     &mut conn,
-                    routes::setup::SETUP_TOKEN,
+                    crate::accounts::SETUP_TOKEN,
                     &crate::util::random_alphanumeric(32),
                 )?;
                 Ok(Some(token))
@@ -128,50 +104,32 @@ impl Application {
         }
         .map(|token| format!("{public_url}/setup?token={token}"));
 
-        let cookie_key = Key::from(&key_bytes);
-        let session_cookie_name = if secure { "__Host-dashboard_session" } else { "dashboard_session" }.to_owned();
-        let config = web::Data::new(AppConfig {
-            session_cookie_name: session_cookie_name.clone(),
-            cookie_key: cookie_key.clone(),
-            secure,
-            trusted_proxies: settings.trusted_proxies.clone(),
-            password_min_length: settings.password_min_length,
-            idle_timeout_text: humantime::format_duration(settings.idle_timeout).to_string(),
-            login_max_failures: settings.login_max_failures,
-            login_lockout: settings.login_lockout,
+        let clock = Clock::system();
+        let timeouts = Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout };
+        let cookie = SessionCookie::new(Key::from(&key_bytes), secure);
+        let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, clock.clone())?;
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            hasher,
+            config: Config {
+                trusted_proxies: settings.trusted_proxies.clone(),
+                password_min_length: settings.password_min_length,
+                idle_timeout_text: humantime::format_duration(settings.idle_timeout).to_string(),
+                login_max_failures: settings.login_max_failures,
+                login_lockout: settings.login_lockout,
+                timeouts,
+            },
+            csrf: CsrfConfig::new(&key_bytes, secure, origin),
+            cookie,
+            cloud,
+            clock,
         });
-        let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
-        let store = DbSessionStore::new(
-            pool.clone(),
-            &settings.database,
-            Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout },
-        )?;
-        let pool_data = web::Data::new(pool.clone());
-        let hasher_handle = hasher.clone();
-        let cloud_handle = cloud.clone();
-        let hasher = web::Data::new(hasher);
-        let state_ttl = actix_web::cookie::time::Duration::seconds(
-            i64::try_from(settings.idle_timeout.as_secs()).unwrap_or(i64::MAX),
-        );
+        let app_state = state.clone();
+        let idle_timeout = settings.idle_timeout;
 
         let server = HttpServer::new(move || {
             // Built per worker from shared parts: the key is the same in every worker.
-            let sessions = SessionMiddleware::builder(store.clone(), cookie_key.clone())
-                .cookie_name(session_cookie_name.clone())
-                .cookie_path("/".into())
-                .cookie_domain(None)
-                .cookie_secure(secure)
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Lax)
-                .cookie_content_security(CookieContentSecurity::Private)
-                // A browser-session cookie: expiry is the server's business, from the row.
-                // Sliding is done (coalesced) by the store's load, not by a write per request.
-                .session_lifecycle(
-                    BrowserSession::default()
-                        .state_ttl(state_ttl)
-                        .state_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
-                )
-                .build();
+            let sessions = state.cookie.middleware(store.clone(), idle_timeout);
             let identity = IdentityMiddleware::builder()
                 .logout_behavior(LogoutBehavior::PurgeSession)
                 .login_deadline(None)
@@ -191,27 +149,25 @@ impl Application {
             }
 
             // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
-            // request log, HTML error pages; then, for the session scope: session, identity, guard,
-            // CSRF — so the guard sees the loaded session and redirects before any CSRF check.
+            // request log, HTML error pages; then, for the session scope: the request's session
+            // context, session, identity, guard, CSRF — so the guard sees the loaded session and
+            // redirects before any CSRF check.
             App::new()
-                .app_data(config.clone())
-                .app_data(csrf_config.clone())
-                .app_data(pool_data.clone())
-                .app_data(hasher.clone())
-                .app_data(cloud.clone())
+                .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
                 .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))
                 .wrap(headers)
-                .configure(routes::configure_public)
+                .configure(routes::configure_open)
                 .service(
                     web::scope("")
                         .wrap(from_fn(csrf::protect))
                         .wrap(from_fn(guard::require_session))
                         .wrap(identity)
                         .wrap(sessions)
+                        .wrap(from_fn(context::scope))
                         .configure(routes::configure)
                         .default_service(web::to(routes::not_found)),
                 )
@@ -226,9 +182,7 @@ impl Application {
         Ok(Self {
             port: addr.port(),
             server,
-            pool,
-            hasher: hasher_handle,
-            cloud: cloud_handle,
+            state: app_state,
             prune_interval: settings.prune_interval,
             retention,
             public_url,
@@ -251,17 +205,12 @@ impl Application {
     }
 
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        &self.state.pool
     }
 
-    /// Cloud access, when configured (tests count its secret reads).
-    pub fn cloud_handle(&self) -> web::Data<Option<crate::cloud::CloudAccess>> {
-        self.cloud.clone()
-    }
-
-    /// The password hasher (tests count its verifications).
-    pub fn hasher(&self) -> &Hasher {
-        &self.hasher
+    /// The shared state (tests read the hasher's counters and cloud access, and move the clock).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
     }
 
     /// A handle to stop the server (tests restart it).
@@ -271,8 +220,8 @@ impl Application {
 
     /// Serves until stopped; the pruner runs alongside.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let pruner =
-            self.prune_interval.map(|every| tokio::spawn(pruner::run(self.pool.clone(), every, self.retention)));
+        let pool = self.state.pool.clone();
+        let pruner = self.prune_interval.map(|every| tokio::spawn(pruner::run(pool, every, self.retention)));
         let result = self.server.await;
         if let Some(pruner) = pruner {
             pruner.abort();

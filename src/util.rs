@@ -82,6 +82,18 @@ pub fn format_ms(ms: i64) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Cuts `s` to at most `max` bytes on a character boundary (user agents are attacker-sized).
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

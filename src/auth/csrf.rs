@@ -131,10 +131,11 @@ pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let config = req
-        .app_data::<web::Data<CsrfConfig>>()
+    let state = req
+        .app_data::<crate::state::State>()
         .cloned()
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("CSRF config missing")))?;
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
+    let config = &state.csrf;
     let existing = config.read_secret(&req);
     let is_new = existing.is_none();
     let secret = existing.unwrap_or_else(|| crate::util::random_b64(32));

@@ -1,30 +1,32 @@
 //! The guard: every route of the session scope needs a live session, except the public ones.
 
-use actix_identity::IdentityExt;
-use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
 
-use crate::session::LiveSession;
+use crate::session::{context, LiveSession};
 
-/// Routes of the session scope anyone may reach. (`/healthz`, `/readyz` and `/static/…` are outside
-/// the session scope altogether.)
-pub const PUBLIC_PATHS: &[&str] = &["/login", "/setup"];
+/// In a request whose cookie named a session that expired or was ended (the sign-in page says so).
+#[derive(Clone, Copy, Debug)]
+pub struct EndedSession;
 
 /// Puts the signed-in user into the request, or answers `303` to `/login?next=…` without running
-/// the handler. Runs inside the session and identity middleware, outside CSRF.
+/// the handler. Runs inside the session and identity middleware (the store's `load` has run and left
+/// the live session in the request's context), outside CSRF.
 pub async fn require_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let live = req.get_identity().ok().and_then(|_| LiveSession::from_session(&req.get_session()));
+    let live = context::take_loaded();
     let signed_in = live.is_some();
     if let Some(live) = live {
         req.extensions_mut().insert(live);
-    } else if !PUBLIC_PATHS.contains(&req.path()) {
+    } else if context::named_ended_session() {
+        req.extensions_mut().insert(EndedSession);
+    }
+    if !signed_in && !crate::routes::is_public(req.path()) {
         let target = match req.query_string() {
             "" => req.path().to_owned(),
             q => format!("{}?{q}", req.path()),

@@ -162,6 +162,19 @@ where
     .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?
 }
 
+/// `result`, with a unique violation (a name or key that is taken) turned into `taken()`.
+pub fn on_unique_violation<T, E: From<diesel::result::Error>>(
+    result: QueryResult<T>,
+    taken: impl FnOnce() -> E,
+) -> Result<T, E> {
+    match result {
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => {
+            Err(taken())
+        }
+        other => other.map_err(E::from),
+    }
+}
+
 /// `SELECT 1`, for `/readyz`.
 pub fn ping(conn: &mut DbConn) -> anyhow::Result<()> {
     conn.ping()?;

@@ -142,6 +142,16 @@ pub fn refresh(conn: &mut DbConn, id: &str, now: i64, idle_expires_at: i64) -> Q
         .execute(c))
 }
 
+/// Gives a live session of `user_id` a new token (its hash); 0 rows when the session has ended or
+/// expired.
+pub fn rotate_token(conn: &mut DbConn, id: &str, user_id: &str, token_hash: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table.find(id).filter(sessions::user_id.eq(user_id)).filter(sessions::idle_expires_at.gt(now)),
+    )
+    .set(sessions::token_hash.eq(token_hash))
+    .execute(conn)
+}
+
 pub fn delete_by_token_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {
     diesel::delete(sessions::table.filter(sessions::token_hash.eq(token_hash))).execute(conn)
 }

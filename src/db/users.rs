@@ -92,12 +92,27 @@ pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
     Ok(name)
 }
 
+/// A new user id.
+pub fn new_id() -> String {
+    crate::util::random_b64(12)
+}
+
 /// Inserts a user; fails with a unique violation when the name is taken.
 pub fn create(conn: &mut DbConn, username: &str, password_hash: &str, role: Role) -> QueryResult<User> {
-    let id = crate::util::random_b64(12);
+    create_with_id(conn, &new_id(), username, password_hash, role)
+}
+
+/// [`create`] with an id chosen beforehand (to sign the user in by the same transaction).
+pub fn create_with_id(
+    conn: &mut DbConn,
+    id: &str,
+    username: &str,
+    password_hash: &str,
+    role: Role,
+) -> QueryResult<User> {
     diesel::insert_into(users::table)
         .values(NewUser {
-            id: &id,
+            id,
             username,
             password_hash,
             role: role.as_str(),
@@ -105,11 +120,15 @@ pub fn create(conn: &mut DbConn, username: &str, password_hash: &str, role: Role
             created_at: crate::util::now_ms(),
         })
         .execute(conn)?;
-    users::table.find(&id).select(User::as_select()).first(conn)
+    users::table.find(id).select(User::as_select()).first(conn)
 }
 
 pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option<User>> {
     users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
+}
+
+pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).optional()
 }
 
 pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
@@ -126,82 +145,4 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> QueryR
 
 pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
-}
-
-/// Outcome of a change that must keep one active admin.
-#[derive(Debug, PartialEq, Eq)]
-pub enum AdminGuarded {
-    Done,
-    NotFound,
-    LastActiveAdmin,
-}
-
-/// Changes the role; refuses to demote the last active admin.
-pub fn set_role(conn: &mut DbConn, username: &str, role: Role) -> QueryResult<AdminGuarded> {
-    guarded_change(conn, username, role != Role::Admin, |conn, id, keep_admin| {
-        if keep_admin {
-            update_keeping_an_admin(conn, "role = 'user'", id)
-        } else {
-            diesel::update(users::table.find(id)).set(users::role.eq(role.as_str())).execute(conn)
-        }
-    })
-}
-
-/// Disables or enables a user; refuses to disable the last active admin.
-pub fn set_disabled(conn: &mut DbConn, username: &str, disabled: bool) -> QueryResult<AdminGuarded> {
-    guarded_change(conn, username, disabled, |conn, id, keep_admin| {
-        if keep_admin {
-            update_keeping_an_admin(conn, "disabled = 1", id)
-        } else {
-            diesel::update(users::table.find(id)).set(users::disabled.eq(i32::from(disabled))).execute(conn)
-        }
-    })
-}
-
-/// `UPDATE users SET <assignment>` on one user, only while another active admin exists: check and
-/// write in one statement. (diesel's DSL cannot filter an UPDATE by a subquery on the same table.)
-fn update_keeping_an_admin(conn: &mut DbConn, assignment: &'static str, id: &str) -> QueryResult<usize> {
-    use diesel::sql_types::Text;
-    let sql = super::portable_sql(
-        conn,
-        &format!(
-            "UPDATE users SET {assignment} WHERE id = $1 AND EXISTS (SELECT 1 FROM users AS other \
-             WHERE other.role = 'admin' AND other.disabled = 0 AND other.id <> $1)"
-        ),
-    );
-    crate::on_backend!(conn, |c| diesel::sql_query(sql).bind::<Text, _>(id).execute(c))
-}
-
-/// Runs `update(conn, user_id, keep_admin)`; `keep_admin` is true when the change would take away an
-/// active admin, and the update must then only apply while another active admin exists.
-///
-/// The condition sits in the UPDATE itself. On SQLite that is enough (one writer at a time). On
-/// PostgreSQL two such statements could each see the other admin in their snapshot, so the active
-/// admins' rows are locked first and the second change waits, then sees the first one's result.
-fn guarded_change(
-    conn: &mut DbConn,
-    username: &str,
-    removes_admin: bool,
-    update: impl FnOnce(&mut DbConn, &str, bool) -> QueryResult<usize>,
-) -> QueryResult<AdminGuarded> {
-    let run = |conn: &mut DbConn| {
-        if let DbConn::Postgres(pg) = conn {
-            diesel::sql_query("SELECT id FROM users WHERE role = 'admin' AND disabled = 0 FOR UPDATE").execute(pg)?;
-        }
-        let Some(user) = find_by_username(conn, username)? else {
-            return Ok(AdminGuarded::NotFound);
-        };
-        let keep_admin = removes_admin && user.role() == Role::Admin && !user.is_disabled();
-        let changed = update(conn, &user.id, keep_admin)?;
-        Ok(match (changed, keep_admin) {
-            (1, _) => AdminGuarded::Done,
-            (_, true) => AdminGuarded::LastActiveAdmin,
-            _ => AdminGuarded::NotFound,
-        })
-    };
-    // SQLite needs no transaction here (and a read-then-write one could fail to upgrade its lock).
-    match conn {
-        DbConn::Postgres(_) => conn.transaction(run),
-        DbConn::Sqlite(_) => run(conn),
-    }
 }

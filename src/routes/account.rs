@@ -4,20 +4,17 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::views::SessionView;
-use super::{render, see_other, Done, Layout};
+use super::{refuse, render, see_other, Done, Layout};
+use crate::accounts::{self, AccountError, Ending, OwnPasswordChange};
 use crate::auth::csrf::CsrfToken;
-use crate::auth::password::{check_policy, Hasher};
-use crate::auth::{client_ip, CurrentUser};
-use crate::db::events::{self, NewEvent};
-use crate::db::{self, sessions, users, Pool};
+use crate::auth::CurrentUser;
+use crate::db::{self, sessions, users};
 use crate::error::AppError;
-use crate::startup::AppConfig;
-use crate::util::now_ms;
+use crate::state::State;
 
 #[derive(Template)]
 #[template(path = "account_sessions.html")]
@@ -30,50 +27,33 @@ pub async fn sessions(
     user: CurrentUser,
     csrf: CsrfToken,
     done: web::Query<Done>,
-    pool: web::Data<Pool>,
+    state: State,
 ) -> Result<HttpResponse, AppError> {
-    let user_id = user.user_id.clone();
-    let rows = db::run(&pool, move |conn| Ok(sessions::list_live(conn, now_ms(), Some(&user_id))?)).await?;
-    let sessions = rows.iter().map(|(row, name)| SessionView::new(row, name, &user.session_id)).collect();
+    let (user_id, now) = (user.user_id.clone(), state.now_ms());
+    let rows = db::run(&state.pool, move |conn| Ok(sessions::list_live(conn, now, Some(&user_id))?)).await?;
+    let sessions = rows.iter().map(|(row, name)| SessionView::new(row, name, &user.session_id, now)).collect();
     let mut layout = Layout::new(Some(user), &csrf);
     layout.success = done.message();
     render(StatusCode::OK, &SessionsPage { layout, sessions })
 }
 
 /// Ends one of the user's own sessions; another user's id (or an unknown one) is a `404`.
-pub async fn revoke(user: CurrentUser, id: web::Path<String>, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+pub async fn revoke(user: CurrentUser, id: web::Path<String>, state: State) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     if id == user.session_id {
         // The current session ends through "Sign out", which also removes the cookie.
         return Err(AppError::BadRequest("Use “Sign out” to end the session you are using.".into()));
     }
     let (target, owner) = (id.clone(), user.user_id.clone());
-    let event = NewEvent::new("session_ended").user(&user.username).session(&id).detail("by the user");
-    let ended = db::run(&pool, move |conn| {
-        let ended = sessions::delete_own(conn, &target, &owner)?;
-        if ended == 1 {
-            events::record(conn, &event)?;
-        }
-        Ok(ended)
-    })
-    .await?;
-    if ended == 0 {
-        return Err(AppError::NotFound);
-    }
+    db::run(&state.pool, move |conn| Ok(accounts::end_session(conn, &target, Ending::Own { user_id: &owner })))
+        .await??;
     tracing::info!(username = %user.username, session = %user.session_id, ended = %id, "user ended one of their sessions");
     Ok(see_other("/account/sessions?done=session-ended"))
 }
 
-pub async fn revoke_others(user: CurrentUser, pool: web::Data<Pool>) -> Result<HttpResponse, AppError> {
+pub async fn revoke_others(user: CurrentUser, state: State) -> Result<HttpResponse, AppError> {
     let (owner, keep) = (user.user_id.clone(), user.session_id.clone());
-    let name = user.username.clone();
-    let ended = db::run(&pool, move |conn| {
-        let ended = sessions::delete_for_user_except(conn, &owner, &keep)?;
-        let detail = format!("{ended} other sessions, by the user");
-        events::record(conn, &NewEvent::new("session_ended").user(name).session(keep).detail(detail))?;
-        Ok(ended)
-    })
-    .await?;
+    let ended = db::run(&state.pool, move |conn| Ok(accounts::end_other_sessions(conn, &owner, &keep))).await??;
     tracing::info!(username = %user.username, session = %user.session_id, ended, "user ended their other sessions");
     Ok(see_other(&format!("/account/sessions?done=others-ended&n={ended}")))
 }
@@ -90,12 +70,12 @@ pub async fn password_form(
     user: CurrentUser,
     csrf: CsrfToken,
     done: web::Query<Done>,
-    config: web::Data<AppConfig>,
+    state: State,
 ) -> Result<HttpResponse, AppError> {
     let username = user.username.clone();
     let mut layout = Layout::new(Some(user), &csrf);
     layout.success = done.message();
-    render(StatusCode::OK, &PasswordPage { layout, username, min_length: config.password_min_length })
+    render(StatusCode::OK, &PasswordPage { layout, username, min_length: state.config.password_min_length })
 }
 
 #[derive(Deserialize)]
@@ -109,56 +89,66 @@ pub struct PasswordForm {
 }
 
 /// Changes the password: the current one is required; success ends every other session of the
-/// user and renews the current session's token.
-#[allow(clippy::too_many_arguments)]
+/// user and renews the current session's token. If the account changed or this session ended while
+/// the passwords were being hashed, nothing is written and the request is signed out.
 pub async fn change_password(
     req: HttpRequest,
     user: CurrentUser,
     session: Session,
     csrf: CsrfToken,
     form: web::Form<PasswordForm>,
-    pool: web::Data<Pool>,
-    hasher: web::Data<Hasher>,
-    config: web::Data<AppConfig>,
+    state: State,
 ) -> Result<HttpResponse, AppError> {
     let PasswordForm { current_password, new_password, confirm_password } = form.into_inner();
-    let refuse = |message: &str| {
-        let mut layout = Layout::new(Some(user.clone()), &csrf);
-        layout.error = Some(message.to_owned());
-        let page = PasswordPage { layout, username: user.username.clone(), min_length: config.password_min_length };
-        render(StatusCode::BAD_REQUEST, &page)
+    let min_length = state.config.password_min_length;
+    let again = |message: String| {
+        let username = user.username.clone();
+        refuse(StatusCode::BAD_REQUEST, Layout::new(Some(user.clone()), &csrf), message, |layout| PasswordPage {
+            layout,
+            username,
+            min_length,
+        })
     };
-    let name = user.username.clone();
-    let stored = db::run(&pool, move |conn| Ok(users::find_by_username(conn, &name)?))
-        .await?
-        .ok_or(AppError::Unauthenticated)?;
+    let id = user.user_id.clone();
+    let stored =
+        db::run(&state.pool, move |conn| Ok(users::find_by_id(conn, &id)?)).await?.ok_or(AppError::Unauthenticated)?;
     let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH
-        && hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone())).await?;
+        && state.hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone())).await?;
     if !current_ok {
         tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: wrong current password");
-        return refuse("The current password is not right.");
+        return again("The current password is not right.".into());
     }
-    if let Err(why) = check_policy(&new_password, &user.username, config.password_min_length) {
-        return refuse(&why);
+    if let Err(refusal) =
+        accounts::check_new_password(&new_password, Some(&confirm_password), &user.username, min_length)
+    {
+        return again(match refusal {
+            AccountError::Mismatch => "The two new passwords do not match.".into(),
+            other => other.to_string(),
+        });
     }
-    if new_password != confirm_password {
-        return refuse("The two new passwords do not match.");
-    }
-    let hash = hasher.hash(SecretString::from(new_password)).await?;
-    let (user_id, keep) = (user.user_id.clone(), user.session_id.clone());
-    let ip = client_ip(&req, &config.trusted_proxies);
-    let event = NewEvent::new("password_changed").user(&user.username).session(&user.session_id).ip(&ip);
-    let ended = db::run(&pool, move |conn| {
-        Ok(conn.transaction(|conn| {
-            users::set_password_hash(conn, &user_id, &hash)?;
-            let ended = sessions::delete_for_user_except(conn, &user_id, &keep)?;
-            events::record(conn, &event.detail(format!("ended {ended} other sessions")))?;
-            Ok::<_, diesel::result::Error>(ended)
-        })?)
-    })
-    .await?;
+    let new_hash = state.hasher.hash(SecretString::from(new_password)).await?;
     // A new token for the current session too: whoever else held it is out.
-    crate::session::begin(&req, &session, &user.user_id, &ip)?;
-    tracing::info!(username = %user.username, session = %user.session_id, ended, "password changed");
-    Ok(see_other("/account/password?done=password-changed"))
+    let token = crate::session::prepare(&req, &session, &user.user_id)?;
+    let change = OwnPasswordChange {
+        user_id: user.user_id.clone(),
+        session_id: user.session_id.clone(),
+        verified_hash: stored.password_hash,
+        new_hash,
+        renewed_token_hash: token.row.token_hash.clone(),
+        ip: state.client_ip(&req),
+        now: state.now_ms(),
+    };
+    match db::run(&state.pool, move |conn| Ok(accounts::change_own_password(conn, &change))).await? {
+        Ok(ended) => {
+            crate::session::hand_over(token);
+            tracing::info!(username = %user.username, session = %user.session_id, ended, "password changed");
+            Ok(see_other("/account/password?done=password-changed"))
+        }
+        Err(AccountError::Changed | AccountError::SessionEnded) => {
+            crate::session::abandon(&session);
+            tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: the account or session changed meanwhile; signed out");
+            Ok(see_other("/login"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }

@@ -7,9 +7,8 @@ use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
 use crate::auth::CurrentUser;
-use crate::cloud::CloudAccess;
-use crate::db::Pool;
 use crate::error::{error_page, AppError};
+use crate::state::State;
 
 /// The largest request body forwarded.
 pub const BODY_LIMIT: usize = 1024 * 1024;
@@ -59,10 +58,10 @@ pub async fn proxy(
     req: HttpRequest,
     user: CurrentUser,
     mut payload: web::Payload,
-    pool: web::Data<Pool>,
-    cloud: web::Data<Option<CloudAccess>>,
+    state: State,
 ) -> Result<HttpResponse, AppError> {
-    let Some(cloud) = cloud.as_ref().as_ref() else {
+    let pool = &state.pool;
+    let Some(cloud) = state.cloud.as_ref() else {
         return Ok(unavailable("Cloud access is not configured on this dashboard."));
     };
     let path = req.path().strip_prefix("/cloud/").unwrap_or("");
@@ -91,13 +90,13 @@ pub async fn proxy(
         }
         out.send()
     };
-    let Some(token) = cloud.token_for(&pool, &user, false).await else {
+    let Some(token) = cloud.token_for(pool, &user, false).await else {
         return Ok(unavailable("Cloud access is unavailable right now. Please try again in a minute."));
     };
     let mut answer = send(token).await;
     if answer.as_ref().is_ok_and(|r| r.status() == reqwest::StatusCode::UNAUTHORIZED) {
         // The token was refused: get a new one and try once more.
-        let Some(token) = cloud.token_for(&pool, &user, true).await else {
+        let Some(token) = cloud.token_for(pool, &user, true).await else {
             return Ok(unavailable("Cloud access is unavailable right now. Please try again in a minute."));
         };
         answer = send(token).await;

@@ -1,15 +1,14 @@
 //! `GET /`: who is signed in, their role, when the session expires, cloud access.
 
-use actix_web::{http::StatusCode, web, HttpResponse};
+use actix_web::{http::StatusCode, HttpResponse};
 use askama::Template;
 
 use super::{render, Layout};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
-use crate::cloud::{CloudAccess, CloudStatus};
-use crate::db::Pool;
+use crate::cloud::CloudStatus;
 use crate::error::AppError;
-use crate::startup::AppConfig;
+use crate::state::State;
 use crate::util::format_ms;
 
 #[derive(Template)]
@@ -26,16 +25,10 @@ struct DashboardPage {
     cloud_state: &'static str,
 }
 
-pub async fn show(
-    user: CurrentUser,
-    csrf: CsrfToken,
-    config: web::Data<AppConfig>,
-    pool: web::Data<Pool>,
-    cloud: web::Data<Option<CloudAccess>>,
-) -> Result<HttpResponse, AppError> {
-    let status = match cloud.as_ref() {
+pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<HttpResponse, AppError> {
+    let status = match &state.cloud {
         None => CloudStatus::NotConfigured,
-        Some(cloud) => cloud.status(&pool, &user).await,
+        Some(cloud) => cloud.status(&state.pool, &user).await,
     };
     let (cloud_state, cloud_status) = match status {
         CloudStatus::NotConfigured => ("not-configured", "Not configured on this dashboard.".to_owned()),
@@ -57,7 +50,7 @@ pub async fn show(
         expires_at,
         expires_at_iso,
         absolute_expires_at: user.absolute_expires_at.map_or_else(|| "never (no absolute limit)".into(), format_ms),
-        idle_timeout: config.idle_timeout_text.clone(),
+        idle_timeout: state.config.idle_timeout_text.clone(),
         cloud_status,
         cloud_state,
         layout: Layout::new(Some(user.clone()), &csrf),

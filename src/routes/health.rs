@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use actix_web::{http::StatusCode, web, HttpResponse};
+use actix_web::{http::StatusCode, HttpResponse};
 
-use crate::db::{self, Pool};
+use crate::db;
 use crate::error::error_page;
+use crate::state::State;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
 }
 
-pub async fn readyz(pool: web::Data<Pool>) -> HttpResponse {
-    let check = db::run(&pool, db::ping);
+pub async fn readyz(state: State) -> HttpResponse {
+    let check = db::run(&state.pool, db::ping);
     match tokio::time::timeout(Duration::from_secs(3), check).await {
         Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ready"),
         Ok(Err(e)) => {

@@ -19,48 +19,106 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 
-/// Routes behind the session middleware and the guard. A route added here is protected unless
-/// its path is in [`crate::auth::guard::PUBLIC_PATHS`].
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/").route(web::get().to(dashboard::show)))
-        .service(web::resource("/login").route(web::get().to(login::form)).route(web::post().to(login::submit)))
-        .service(web::resource("/logout").route(web::post().to(logout::submit)))
-        .service(web::resource("/setup").route(web::get().to(setup::form)).route(web::post().to(setup::submit)))
-        .service(web::resource("/account/sessions").route(web::get().to(account::sessions)))
-        .service(web::resource("/account/sessions/revoke-others").route(web::post().to(account::revoke_others)))
-        .service(web::resource("/account/sessions/{id}/revoke").route(web::post().to(account::revoke)))
-        .service(
-            web::resource("/account/password")
-                .route(web::get().to(account::password_form))
-                .route(web::post().to(account::change_password)),
-        )
-        .service(web::resource("/cloud/{path:.*}").route(web::route().to(cloud::proxy)))
-        .service(
-            web::scope("/admin")
-                .wrap(actix_web::middleware::from_fn(crate::auth::guard::require_admin))
-                .service(web::resource("/sessions").route(web::get().to(admin::sessions)))
-                .service(web::resource("/sessions/{id}/revoke").route(web::post().to(admin::revoke_session)))
-                .service(
-                    web::resource("/users")
-                        .route(web::get().to(admin::users))
-                        .route(web::post().to(admin::create_user)),
-                )
-                .service(web::resource("/events").route(web::get().to(admin::events)))
-                .service(web::resource("/users/{name}/role").route(web::post().to(admin::set_role)))
-                .service(web::resource("/users/{name}/disable").route(web::post().to(admin::disable)))
-                .service(web::resource("/users/{name}/enable").route(web::post().to(admin::enable)))
-                .service(
-                    web::resource("/users/{name}/revoke-sessions").route(web::post().to(admin::revoke_user_sessions)),
-                )
-                .default_service(web::to(not_found)),
-        );
+/// Who may reach a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Outside the session scope altogether: no cookie is read, no session row is touched.
+    Open,
+    /// In the session scope, but anyone may reach it (the sign-in and setup pages).
+    Public,
+    /// A signed-in user.
+    SignedIn,
+    /// A signed-in admin (others get `403`).
+    Admin,
 }
 
-/// Routes outside the session scope: no cookie is read, no session row is touched.
-pub fn configure_public(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").route(web::get().to(health::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(health::readyz)))
-        .service(web::resource("/static/{file}").route(web::get().to(static_files::serve)));
+/// One route of the table.
+pub struct Route {
+    /// `GET`, `POST`, … or `*` for any method.
+    pub method: &'static str,
+    /// The path pattern, with `{name}` segments.
+    pub path: &'static str,
+    pub access: Access,
+    handler: fn() -> actix_web::Route,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access, handler: fn() -> actix_web::Route) -> Route {
+    Route { method, path, access, handler }
+}
+
+/// Every route of the app. [`configure`] builds the app from it, the guard reads the public paths
+/// from it, and the tests generate their protected-route and CSRF checks from it: a route added
+/// here is protected and tested without anyone remembering to.
+pub static ROUTES: &[Route] = {
+    use Access::*;
+    &[
+        route("GET", "/healthz", Open, || web::get().to(health::healthz)),
+        route("GET", "/readyz", Open, || web::get().to(health::readyz)),
+        route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
+        route("GET", "/login", Public, || web::get().to(login::form)),
+        route("POST", "/login", Public, || web::post().to(login::submit)),
+        route("GET", "/setup", Public, || web::get().to(setup::form)),
+        route("POST", "/setup", Public, || web::post().to(setup::submit)),
+        route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
+        route("POST", "/logout", SignedIn, || web::post().to(logout::submit)),
+        route("GET", "/account/sessions", SignedIn, || web::get().to(account::sessions)),
+        route("POST", "/account/sessions/revoke-others", SignedIn, || web::post().to(account::revoke_others)),
+        route("POST", "/account/sessions/{id}/revoke", SignedIn, || web::post().to(account::revoke)),
+        route("GET", "/account/password", SignedIn, || web::get().to(account::password_form)),
+        route("POST", "/account/password", SignedIn, || web::post().to(account::change_password)),
+        route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)),
+        route("GET", "/admin/sessions", Admin, || web::get().to(admin::sessions::list)),
+        route("POST", "/admin/sessions/{id}/revoke", Admin, || web::post().to(admin::sessions::revoke)),
+        route("GET", "/admin/users", Admin, || web::get().to(admin::users::list)),
+        route("POST", "/admin/users", Admin, || web::post().to(admin::users::create)),
+        route("POST", "/admin/users/{name}/role", Admin, || web::post().to(admin::users::set_role)),
+        route("POST", "/admin/users/{name}/disable", Admin, || web::post().to(admin::users::disable)),
+        route("POST", "/admin/users/{name}/enable", Admin, || web::post().to(admin::users::enable)),
+        route("POST", "/admin/users/{name}/revoke-sessions", Admin, || web::post().to(admin::users::revoke_sessions)),
+        route("GET", "/admin/events", Admin, || web::get().to(admin::events::list)),
+    ]
+};
+
+/// True for the paths of the session scope anyone may reach.
+pub fn is_public(path: &str) -> bool {
+    ROUTES.iter().any(|r| r.access == Access::Public && r.path == path)
+}
+
+/// Each path of `routes` once (in table order), as a resource with all its methods.
+fn resources<'a>(routes: impl Iterator<Item = &'a Route> + Clone, strip: &str) -> Vec<actix_web::Resource> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for r in routes.clone() {
+        if seen.contains(&r.path) {
+            continue;
+        }
+        seen.push(r.path);
+        let mut resource = web::resource(r.path.strip_prefix(strip).unwrap_or(r.path));
+        for same in routes.clone().filter(|s| s.path == r.path) {
+            resource = resource.route((same.handler)());
+        }
+        out.push(resource);
+    }
+    out
+}
+
+/// Routes outside the session scope ([`Access::Open`]).
+pub fn configure_open(cfg: &mut web::ServiceConfig) {
+    for resource in resources(ROUTES.iter().filter(|r| r.access == Access::Open), "") {
+        cfg.service(resource);
+    }
+}
+
+/// Routes behind the session middleware and the guard; `/admin/…` also behind the admin check.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for resource in resources(ROUTES.iter().filter(|r| matches!(r.access, Access::Public | Access::SignedIn)), "") {
+        cfg.service(resource);
+    }
+    let mut admin = web::scope("/admin").wrap(actix_web::middleware::from_fn(crate::auth::guard::require_admin));
+    for resource in resources(ROUTES.iter().filter(|r| r.access == Access::Admin), "/admin") {
+        admin = admin.service(resource);
+    }
+    cfg.service(admin.default_service(web::to(not_found)));
 }
 
 /// For paths no route matches (inside the guard, so only signed-in users get this 404).
@@ -80,6 +138,42 @@ pub struct Layout {
 impl Layout {
     pub fn new(user: Option<CurrentUser>, csrf: &CsrfToken) -> Self {
         Self { user, csrf: csrf.0.clone(), notice: None, success: None, error: None }
+    }
+}
+
+/// Renders a form page again with `message` as its error (the one way a handler refuses what was
+/// submitted): `page` builds the page around the layout.
+pub fn refuse<P: Template>(
+    status: StatusCode,
+    mut layout: Layout,
+    message: impl Into<String>,
+    page: impl FnOnce(Layout) -> P,
+) -> Result<HttpResponse, AppError> {
+    layout.error = Some(message.into());
+    render(status, &page(layout))
+}
+
+/// One page of a keyset-paged list: at most `size` items, and the cursor of the next page when
+/// there is one. The query asks for `size + 1` rows; the extra one only says that more follow.
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    pub fn from_rows(mut rows: Vec<T>, size: usize, cursor_of: impl Fn(&T) -> String) -> Self {
+        let has_more = rows.len() > size;
+        rows.truncate(size);
+        let next_cursor = if has_more { rows.last().map(cursor_of) } else { None };
+        Page { items: rows, next_cursor }
+    }
+}
+
+/// A `TIME.ID` cursor from a page link; `None` when there is none, a `400` when it is malformed.
+pub fn parse_cursor<C>(raw: Option<&str>, parse: impl Fn(&str) -> Option<C>) -> Result<Option<C>, AppError> {
+    match raw.filter(|a| !a.is_empty()) {
+        Some(raw) => Ok(Some(parse(raw).ok_or_else(|| AppError::BadRequest("That page link is not valid.".into()))?)),
+        None => Ok(None),
     }
 }
 

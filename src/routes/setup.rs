@@ -2,25 +2,19 @@
 //! start. There is no default account.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{render, see_other, Layout};
-use crate::auth::client_ip;
+use super::{refuse, render, see_other, Layout};
+use crate::accounts::{self, AccountError, NewSession, SETUP_TOKEN};
 use crate::auth::csrf::CsrfToken;
-use crate::auth::password::{check_policy, Hasher};
-use crate::db::events::{self, NewEvent};
 use crate::db::{self, settings, users, Pool};
 use crate::error::AppError;
-use crate::startup::AppConfig;
-
-/// The `app_settings` name of the one-time setup token.
-pub const SETUP_TOKEN: &str = "setup_token";
+use crate::state::State;
 
 #[derive(Template)]
 #[template(path = "setup.html")]
@@ -63,72 +57,75 @@ async fn check_open(pool: &Pool, token: String) -> Result<(), AppError> {
     }
 }
 
-pub async fn form(
-    query: web::Query<SetupQuery>,
-    csrf: CsrfToken,
-    pool: web::Data<Pool>,
-    config: web::Data<AppConfig>,
-) -> Result<HttpResponse, AppError> {
+pub async fn form(query: web::Query<SetupQuery>, csrf: CsrfToken, state: State) -> Result<HttpResponse, AppError> {
     let token = query.into_inner().token;
-    check_open(&pool, token.clone()).await?;
+    check_open(&state.pool, token.clone()).await?;
     let page = SetupPage {
         layout: Layout::new(None, &csrf),
         token,
         username: String::new(),
-        min_length: config.password_min_length,
+        min_length: state.config.password_min_length,
     };
     render(StatusCode::OK, &page)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub async fn submit(
     req: HttpRequest,
     form: web::Form<SetupForm>,
     session: Session,
     csrf: CsrfToken,
-    pool: web::Data<Pool>,
-    hasher: web::Data<Hasher>,
-    config: web::Data<AppConfig>,
+    state: State,
 ) -> Result<HttpResponse, AppError> {
     let SetupForm { token, username, password, confirm_password } = form.into_inner();
-    check_open(&pool, token.clone()).await?;
-    let refuse = |message: String, username: String| {
-        let mut layout = Layout::new(None, &csrf);
-        layout.error = Some(message);
-        let page = SetupPage { layout, token: token.clone(), username, min_length: config.password_min_length };
-        render(StatusCode::BAD_REQUEST, &page)
+    check_open(&state.pool, token.clone()).await?;
+    let min_length = state.config.password_min_length;
+    let again = |message: String, username: String| {
+        let token = token.clone();
+        refuse(StatusCode::BAD_REQUEST, Layout::new(None, &csrf), message, |layout| SetupPage {
+            layout,
+            token,
+            username,
+            min_length,
+        })
     };
-    let name = match users::normalize_username(&username) {
+    let name = match accounts::valid_username(&username) {
         Ok(name) => name,
-        Err(why) => return refuse(why.into(), username),
+        Err(why) => return again(why.to_string(), username),
     };
-    if let Err(why) = check_policy(&password, &name, config.password_min_length) {
-        return refuse(why, name);
+    if let Err(why) = accounts::check_new_password(&password, Some(&confirm_password), &name, min_length) {
+        return again(why.to_string(), name);
     }
-    if password != confirm_password {
-        return refuse("The two passwords do not match.".into(), name);
-    }
-    let hash = hasher.hash(SecretString::from(password)).await?;
-    let (spent_token, new_name) = (token.clone(), name.clone());
-    // Spending the token is the transaction's first statement (a write), so two concurrent setups
-    // cannot both create an admin, and SQLite never has to upgrade a read lock.
-    let ip = client_ip(&req, &config.trusted_proxies);
-    let event = NewEvent::new("first_admin_created").user(&name).ip(&ip);
-    let created = db::run(&pool, move |conn| {
-        Ok(conn.transaction(|conn| {
-            if !settings::take(conn, SETUP_TOKEN, &spent_token)? {
-                return Ok::<_, diesel::result::Error>(None);
-            }
-            let admin = users::create(conn, &new_name, &hash, users::Role::Admin)?;
-            events::record(conn, &event)?;
-            Ok(Some(admin))
-        })?)
+    let hash = state.hasher.hash(SecretString::from(password)).await?;
+    // The first admin is signed in by the same transaction that creates them.
+    let admin_id = users::new_id();
+    let new_token = crate::session::prepare(&req, &session, &admin_id)?;
+    let ip = state.client_ip(&req);
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let new_session = NewSession {
+        token: new_token.row.clone(),
+        ip: ip.clone(),
+        user_agent,
+        cloud: None,
+        timeouts: state.config.timeouts,
+        now: state.now_ms(),
+    };
+    let (spent, new_name) = (token.clone(), name.clone());
+    let created = db::run(&state.pool, move |conn| {
+        Ok(accounts::set_up_first_admin(conn, &spent, &admin_id, &new_name, &hash, &new_session))
     })
     .await?;
-    let Some(admin) = created else {
-        return Err(AppError::NotFound);
-    };
-    tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
-    crate::session::begin(&req, &session, &admin.id, &ip)?;
-    Ok(see_other("/"))
+    match created {
+        Ok(admin) => {
+            crate::session::hand_over(new_token);
+            tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
+            Ok(see_other("/"))
+        }
+        Err(e) => {
+            crate::session::abandon(&session);
+            match e {
+                AccountError::NameTaken(_) | AccountError::SetupClosed => Err(AppError::NotFound),
+                other => Err(other.into()),
+            }
+        }
+    }
 }

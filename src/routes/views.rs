@@ -19,7 +19,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn new(row: &SessionRow, username: &str, current_id: &str) -> Self {
+    pub fn new(row: &SessionRow, username: &str, current_id: &str, now: i64) -> Self {
         SessionView {
             id: row.id.clone(),
             username: username.to_owned(),
@@ -31,9 +31,7 @@ impl SessionView {
             expires: format_ms(row.idle_expires_at),
             current: row.id == current_id,
             cloud: match (&row.cloud_role, row.cloud_expires_at) {
-                (Some(role), Some(until)) if until > crate::util::now_ms() => {
-                    Some(format!("role:{role} until {}", format_ms(until)))
-                }
+                (Some(role), Some(until)) if until > now => Some(format!("role:{role} until {}", format_ms(until))),
                 _ => None,
             },
         }

@@ -7,18 +7,23 @@
 //! - Sliding is coalesced: a load writes only when the stored expiry has fallen behind
 //!   `now + idle` by more than `refresh_slack` (a twentieth of the idle timeout, at most 60 s).
 //! - `update` is an UPDATE, never an upsert, so a request racing a logout cannot resurrect it.
+//! - `save` writes nothing: rows are created by the accounts service, in the transaction that checks
+//!   the account (see [`super::context`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use secrecy::ExposeSecret;
 
 use super::lookup::SessionLookup;
-use super::*;
+use super::{context, LiveSession};
+use crate::clock::Clock;
 use crate::config::DatabaseUrl;
 use crate::db::events::{self, NewEvent};
+use crate::db::users::Role;
 use crate::db::{self, sessions, Pool};
-use crate::util::{duration_ms, now_ms, random_alphanumeric, random_b64, sha256_hex};
+use crate::util::{duration_ms, sha256_hex};
 
 /// Session lifetimes, in force for every session.
 #[derive(Clone, Copy, Debug)]
@@ -32,6 +37,13 @@ impl Timeouts {
     pub fn refresh_slack(&self) -> Duration {
         (self.idle / 20).min(Duration::from_secs(60))
     }
+
+    /// (idle expiry, absolute expiry) of a session that starts at `now`.
+    pub fn expiries_from(&self, now: i64) -> (i64, Option<i64>) {
+        let absolute = self.absolute.map(|d| now.saturating_add(duration_ms(d)));
+        let idle = now.saturating_add(duration_ms(self.idle));
+        (absolute.map_or(idle, |abs| idle.min(abs)), absolute)
+    }
 }
 
 #[derive(Clone)]
@@ -39,44 +51,30 @@ pub struct DbSessionStore {
     pool: Pool,
     lookup: SessionLookup,
     timeouts: Timeouts,
+    clock: Clock,
 }
 
 impl DbSessionStore {
     /// A store on `pool`, with its own lookup thread on `database` (the pool's database).
-    pub fn new(pool: Pool, database: &DatabaseUrl, timeouts: Timeouts) -> std::io::Result<Self> {
-        Ok(Self { pool, lookup: SessionLookup::start(database)?, timeouts })
+    pub fn new(pool: Pool, database: &DatabaseUrl, timeouts: Timeouts, clock: Clock) -> std::io::Result<Self> {
+        Ok(Self { pool, lookup: SessionLookup::start(database)?, timeouts, clock })
     }
 }
 
-fn json<T: serde::Serialize>(v: T) -> String {
-    serde_json::to_string(&v).unwrap_or_default()
-}
-
-/// Session values are JSON (actix-session serialises each); read one as a string.
-fn take_string(state: &mut HashMap<String, String>, key: &str) -> Option<String> {
-    state.remove(key).and_then(|v| serde_json::from_str::<String>(&v).ok())
-}
-
-/// What is written to the `data` column: the state without the per-load and column-backed keys.
-fn persistent_data(mut state: HashMap<String, String>) -> String {
-    state.retain(|k, _| {
-        !k.starts_with(LIVE_PREFIX)
-            && ![CLIENT_IP_KEY, USER_AGENT_KEY, NEW_SESSION_ID_KEY, CLOUD_TOKEN_KEY, CLOUD_ROLE_KEY, CLOUD_EXPIRES_KEY]
-                .contains(&k.as_str())
-    });
-    json(state)
-}
-
 impl SessionStore for DbSessionStore {
+    /// The session a cookie names, if it is live: its state for actix-session, and (through the
+    /// request's context) the typed [`LiveSession`] for the guard.
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let token_hash = sha256_hex(session_key.as_ref());
         let timeouts = self.timeouts;
         // The read goes to the lookup thread; the rare writes (expired row, due refresh) to the pool.
         let Some(row) = self.lookup.find(token_hash).await.map_err(LoadError::Other)? else {
+            context::set_named_ended_session();
             return Ok(None);
         };
-        let now = now_ms();
-        if row.idle_expires_at <= now || row.user_disabled() {
+        let now = self.clock.now_ms();
+        let role = Role::parse(&row.role);
+        if row.idle_expires_at <= now || row.user_disabled() || role.is_none() {
             // The expired (or orphaned) row met on access is deleted now, not at the next prune.
             db::run(&self.pool, move |conn| {
                 if sessions::delete_by_id(conn, &row.id)? == 1 && !row.user_disabled() {
@@ -87,6 +85,7 @@ impl SessionStore for DbSessionStore {
             })
             .await
             .map_err(LoadError::Other)?;
+            context::set_named_ended_session();
             return Ok(None);
         }
         let mut expires_at = row.idle_expires_at;
@@ -98,71 +97,35 @@ impl SessionStore for DbSessionStore {
                 .await
                 .map_err(LoadError::Other)?;
             if refreshed == 0 {
-                return Ok(None); // ended while we were looking at it
+                context::set_named_ended_session(); // ended while we were looking at it
+                return Ok(None);
             }
             expires_at = wanted;
         }
-        let mut state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
-        state.insert(IDENTITY_KEY.into(), json(&row.user_id));
-        let live =
-            LiveSession::encode(&row.id, row.created_at, expires_at, row.absolute_expires_at, &row.role, &row.username);
-        state.insert(LIVE_KEY.into(), json(&live));
+        let state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
+        context::set_loaded(LiveSession {
+            user_id: row.user_id,
+            username: row.username,
+            role: role.unwrap_or(Role::User),
+            session_id: row.id,
+            created_at: row.created_at,
+            expires_at,
+            absolute_expires_at: row.absolute_expires_at,
+        });
         Ok(Some(state))
     }
 
+    /// Only the accounts service creates session rows, each in the transaction that checks the
+    /// account; here the token it issued for this request goes to the cookie. Anything else asking
+    /// to store a session (an anonymous visitor's state) is refused: visitors never get a row.
     async fn save(
         &self,
-        mut session_state: HashMap<String, String>,
+        _session_state: HashMap<String, String>,
         _ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, SaveError> {
-        // Only signed-in sessions are stored: anonymous visitors never get a row.
-        let user_id = take_string(&mut session_state, IDENTITY_KEY)
-            .ok_or_else(|| SaveError::Other(anyhow::anyhow!("refusing to store a session without a user")))?;
-        let ip = take_string(&mut session_state, CLIENT_IP_KEY).unwrap_or_default();
-        let user_agent = take_string(&mut session_state, USER_AGENT_KEY).unwrap_or_default();
-        let public_id = take_string(&mut session_state, NEW_SESSION_ID_KEY)
-            .filter(|id| id.len() == 22 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            .unwrap_or_else(|| random_b64(16));
-        let cloud_token = take_string(&mut session_state, CLOUD_TOKEN_KEY);
-        let cloud_role = take_string(&mut session_state, CLOUD_ROLE_KEY);
-        let cloud_expires_at =
-            session_state.remove(CLOUD_EXPIRES_KEY).and_then(|v| serde_json::from_str::<i64>(&v).ok());
-        session_state.insert(IDENTITY_KEY.into(), json(&user_id));
-        let data = persistent_data(session_state);
-
-        let token = random_alphanumeric(64);
-        let token_hash = sha256_hex(&token);
-        let timeouts = self.timeouts;
-        db::run(&self.pool, move |conn| {
-            let now = now_ms();
-            let absolute = timeouts.absolute.map(|d| now.saturating_add(duration_ms(d)));
-            let idle = now.saturating_add(duration_ms(timeouts.idle));
-            let idle = absolute.map_or(idle, |abs| idle.min(abs));
-            // Signing in is when a user's own expired sessions are cleared away.
-            sessions::delete_expired_for_user(conn, &user_id, now)?;
-            sessions::insert(
-                conn,
-                &sessions::NewSession {
-                    id: &public_id,
-                    token_hash: &token_hash,
-                    user_id: &user_id,
-                    data: &data,
-                    created_at: now,
-                    last_seen_at: now,
-                    idle_expires_at: idle,
-                    absolute_expires_at: absolute,
-                    ip: &truncate(&ip, 64),
-                    user_agent: &truncate(&user_agent, 512),
-                    cloud_token: cloud_token.as_deref(),
-                    cloud_role: cloud_role.as_deref(),
-                    cloud_expires_at,
-                },
-            )?;
-            Ok(())
-        })
-        .await
-        .map_err(SaveError::Other)?;
-        SessionKey::try_from(token).map_err(|e| SaveError::Other(e.into()))
+        let token = context::take_issued()
+            .ok_or_else(|| SaveError::Other(anyhow::anyhow!("refusing to store a session nobody signed in")))?;
+        SessionKey::try_from(token.expose_secret().to_owned()).map_err(|e| SaveError::Other(e.into()))
     }
 
     async fn update(
@@ -172,7 +135,7 @@ impl SessionStore for DbSessionStore {
         _ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, UpdateError> {
         let token_hash = sha256_hex(session_key.as_ref());
-        let data = persistent_data(session_state);
+        let data = serde_json::to_string(&session_state).map_err(|e| UpdateError::Other(e.into()))?;
         // 0 rows means the session was ended while this request ran: it stays ended, and the cookie
         // we hand back names nothing.
         db::run(&self.pool, move |conn| Ok(sessions::update_data(conn, &token_hash, &data)?))
@@ -197,18 +160,6 @@ impl SessionStore for DbSessionStore {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary (user agents are attacker-sized).
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,17 +172,10 @@ mod tests {
     }
 
     #[test]
-    fn persistent_data_drops_live_and_column_keys() {
-        let mut state = HashMap::new();
-        state.insert(LIVE_KEY.to_owned(), "\"admin\"".to_owned());
-        state.insert(CLIENT_IP_KEY.to_owned(), "\"1.2.3.4\"".to_owned());
-        state.insert("keep".to_owned(), "1".to_owned());
-        assert_eq!(persistent_data(state), r#"{"keep":"1"}"#);
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("ééé", 3), "é");
-        assert_eq!(truncate("abc", 10), "abc");
+    fn the_idle_expiry_never_passes_the_absolute_one() {
+        let t = Timeouts { idle: Duration::from_secs(10), absolute: Some(Duration::from_secs(4)) };
+        assert_eq!(t.expiries_from(1_000), (5_000, Some(5_000)));
+        let t = Timeouts { idle: Duration::from_secs(10), absolute: None };
+        assert_eq!(t.expiries_from(1_000), (11_000, None));
     }
 }

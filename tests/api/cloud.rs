@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use dashboard::db::users::{self, Role};
+use dashboard::accounts::{self, Actor};
+use dashboard::db::users::Role;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -285,7 +286,7 @@ async fn a_role_change_gets_a_token_for_the_new_role(kind: DbKind) {
         .await;
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).mount(&c.api).await;
     c.app.login("bob", PASSWORD).await;
-    c.app.with_db(|conn| users::set_role(conn, "bob", Role::Admin)).await;
+    c.app.with_db(|conn| Ok(accounts::set_role(conn, "bob", Role::Admin, Actor::Cli).unwrap())).await;
     assert_eq!(c.app.get("/cloud/ping").await.status(), 200);
     let auth =
         c.api.received_requests().await.unwrap()[0].headers.get("authorization").unwrap().to_str().unwrap().to_owned();

@@ -97,7 +97,9 @@ pub struct TestApp {
     pub jar: Arc<reqwest::cookie::Jar>,
     pub setup_url: Option<String>,
     pub hasher: dashboard::auth::password::Hasher,
-    cloud: actix_web::web::Data<Option<dashboard::cloud::CloudAccess>>,
+    /// The app's clock: tests move it forward instead of sleeping.
+    pub clock: dashboard::clock::Clock,
+    state: actix_web::web::Data<dashboard::state::AppState>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -122,8 +124,9 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
     let pool = app.pool().clone();
     let setup_url = app.setup_url().map(str::to_owned);
     let handle = app.handle();
-    let hasher = app.hasher().clone();
-    let cloud = app.cloud_handle();
+    let state = app.state();
+    let hasher = state.hasher.clone();
+    let clock = state.clock.clone();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
     TestApp {
@@ -134,7 +137,8 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
         jar,
         setup_url,
         hasher,
-        cloud,
+        clock,
+        state,
         handle,
     }
 }
@@ -186,12 +190,12 @@ impl TestApp {
 
     /// How many times cloud access read its secret from Secrets Manager.
     pub fn cloud_reads(&self) -> u64 {
-        self.cloud.as_ref().as_ref().map_or(0, |c| c.secrets.reads())
+        self.state.cloud.as_ref().map_or(0, |c| c.secrets.reads())
     }
 
     /// The Secrets Manager secret this app reads.
     pub fn cloud_secret_id(&self) -> String {
-        self.cloud.as_ref().as_ref().map(|c| c.secrets.secret_id().to_owned()).unwrap_or_default()
+        self.state.cloud.as_ref().map(|c| c.secrets.secret_id().to_owned()).unwrap_or_default()
     }
 
     pub fn browser(&self) -> Browser {
@@ -233,6 +237,33 @@ impl TestApp {
         f: impl FnOnce(&mut db::DbConn) -> QueryResult<T> + Send + 'static,
     ) -> T {
         db::run(&self.pool, move |conn| Ok(f(conn)?)).await.unwrap()
+    }
+
+    /// Signs `user` in through the accounts service, as `POST /login` does after the password check
+    /// (for tests that drive the session store directly); returns the cookie's session key.
+    pub async fn sign_in_directly(
+        &self,
+        user: &users::User,
+        timeouts: dashboard::session::Timeouts,
+    ) -> actix_session::storage::SessionKey {
+        use secrecy::ExposeSecret;
+        let token = dashboard::session::NewToken::new("{}".into());
+        let sign_in = dashboard::accounts::PasswordSignIn {
+            user_id: user.id.clone(),
+            verified_hash: user.password_hash.clone(),
+            rehash: None,
+            throttle_key: "u:test".into(),
+            session: dashboard::accounts::NewSession {
+                token: token.row.clone(),
+                ip: "127.0.0.1".into(),
+                user_agent: String::new(),
+                cloud: None,
+                timeouts,
+                now: self.clock.now_ms(),
+            },
+        };
+        self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in).unwrap())).await;
+        actix_session::storage::SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()
     }
 
     /// Moves every session's expiry `ms` milliseconds into the past (as if the time had passed).

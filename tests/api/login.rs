@@ -1,3 +1,4 @@
+use dashboard::accounts::{self, Actor};
 use dashboard::db::users::Role;
 
 use crate::both_databases;
@@ -55,7 +56,7 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401(kind: DbKind) {
 async fn a_disabled_user_gets_the_same_401(kind: DbKind) {
     let app = spawn_app(kind).await;
     app.create_user("alice", Role::User).await;
-    app.with_db(|c| dashboard::db::users::set_disabled(c, "alice", true)).await;
+    app.with_db(|c| Ok(accounts::disable(c, "alice", Actor::Cli).unwrap())).await;
 
     let res = app.login("alice", PASSWORD).await;
     assert_eq!(res.status(), 401);

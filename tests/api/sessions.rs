@@ -1,10 +1,9 @@
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_session::storage::{SessionKey, SessionStore};
 use dashboard::db::schema::sessions;
 use dashboard::db::users::Role;
-use dashboard::session::{DbSessionStore, Timeouts, IDENTITY_KEY};
+use dashboard::session::{DbSessionStore, Timeouts};
 use diesel::prelude::*;
 
 use crate::both_databases;
@@ -163,12 +162,9 @@ async fn an_update_racing_a_logout_does_not_resurrect_the_session(kind: DbKind) 
     let alice = app.create_user("alice", Role::User).await;
     let database = dashboard::config::Settings::with_database(&app.db.url).unwrap().database;
     let timeouts = Timeouts { idle: Duration::from_secs(60), absolute: None };
-    let store = DbSessionStore::new(app.pool.clone(), &database, timeouts).unwrap();
+    let store = DbSessionStore::new(app.pool.clone(), &database, timeouts, app.clock.clone()).unwrap();
     let ttl = actix_web::cookie::time::Duration::seconds(60);
-    let mut state = HashMap::new();
-    state.insert(IDENTITY_KEY.to_owned(), serde_json::to_string(&alice.id).unwrap());
-
-    let key: SessionKey = store.save(state.clone(), &ttl).await.unwrap();
+    let key: SessionKey = app.sign_in_directly(&alice, timeouts).await;
     let loaded = store.load(&key).await.unwrap().expect("live session");
     // A logout lands while a slow request still holds the loaded state…
     store.delete(&key).await.unwrap();

@@ -1,0 +1,157 @@
+//! Account operations on sessions: sign-in (the only place a session row is created) and ending
+//! sessions.
+
+use diesel::prelude::*;
+
+use super::{by, lock_user, lock_user_named, transaction, AccountError, Actor};
+use crate::db::events::{self, NewEvent};
+use crate::db::schema::sessions as sessions_table;
+use crate::db::users::User;
+use crate::db::{sessions, throttle, users, DbConn};
+use crate::session::{Timeouts, TokenRow};
+use crate::util::truncate;
+
+/// A gateway token obtained at sign-in, sealed for the row.
+pub struct CloudGrant {
+    pub sealed_token: String,
+    pub role: String,
+    pub expires_at: i64,
+}
+
+/// The session a sign-in creates: what sign-in hands the store, as one typed value.
+pub struct NewSession {
+    /// The token's hash and public id, and actix-session's state (see [`crate::session::prepare`]).
+    pub token: TokenRow,
+    pub ip: String,
+    pub user_agent: String,
+    pub cloud: Option<CloudGrant>,
+    pub timeouts: Timeouts,
+    pub now: i64,
+}
+
+/// A sign-in with a password that was verified against `verified_hash`.
+pub struct PasswordSignIn {
+    pub user_id: String,
+    pub verified_hash: String,
+    /// A stronger hash of the same password, when the stored one is weaker than today's parameters.
+    pub rehash: Option<String>,
+    /// The username's failed-sign-in counter, reset on success.
+    pub throttle_key: String,
+    pub session: NewSession,
+}
+
+/// Signs a user in: creates the session row **only if** the account is still enabled and its
+/// password hash is still the one the password was verified against (a reset or a disable that
+/// came while the hash was being checked wins), deletes the user's expired sessions, records the
+/// sign-in. [`AccountError::Changed`] means nothing was written.
+pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, &sign_in.user_id)?.ok_or(AccountError::Changed)?;
+        if user.is_disabled() || user.password_hash != sign_in.verified_hash {
+            return Err(AccountError::Changed);
+        }
+        let now = sign_in.session.now;
+        users::touch_last_login(conn, &user.id, now)?;
+        throttle::reset(conn, &sign_in.throttle_key)?;
+        if let Some(hash) = &sign_in.rehash {
+            users::set_password_hash(conn, &user.id, hash)?;
+        }
+        insert_session(conn, &user, &sign_in.session)?;
+        Ok(user)
+    })
+}
+
+/// Inserts the session row for `user` and records the sign-in (inside the caller's transaction,
+/// which holds the user's lock). Signing in is when the user's expired sessions are cleared away.
+pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> Result<(), AccountError> {
+    sessions::delete_expired_for_user(conn, &user.id, s.now)?;
+    let (idle, absolute) = s.timeouts.expiries_from(s.now);
+    sessions::insert(
+        conn,
+        &sessions::NewSession {
+            id: &s.token.public_id,
+            token_hash: &s.token.token_hash,
+            user_id: &user.id,
+            data: &s.token.data,
+            created_at: s.now,
+            last_seen_at: s.now,
+            idle_expires_at: idle,
+            absolute_expires_at: absolute,
+            ip: &truncate(&s.ip, 64),
+            user_agent: &truncate(&s.user_agent, 512),
+            cloud_token: s.cloud.as_ref().map(|c| c.sealed_token.as_str()),
+            cloud_role: s.cloud.as_ref().map(|c| c.role.as_str()),
+            cloud_expires_at: s.cloud.as_ref().map(|c| c.expires_at),
+        },
+    )?;
+    let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);
+    events::record(conn, &event)?;
+    Ok(())
+}
+
+/// Whose session may be ended by whom.
+#[derive(Clone, Copy, Debug)]
+pub enum Ending<'a> {
+    /// Any session (an administrator or the command line).
+    Any(Actor<'a>),
+    /// Only a session of this user, by that user (another user's id is "no such session").
+    Own { user_id: &'a str },
+}
+
+/// Ends one session by its public id.
+pub fn end_session(conn: &mut DbConn, id: &str, ending: Ending<'_>) -> Result<(), AccountError> {
+    transaction(conn, |conn| {
+        let query = diesel::delete(sessions_table::table.find(id));
+        let owner: Option<String> = match ending {
+            Ending::Any(_) => query.returning(sessions_table::user_id).get_result(conn).optional()?,
+            Ending::Own { user_id } => query
+                .filter(sessions_table::user_id.eq(user_id))
+                .returning(sessions_table::user_id)
+                .get_result(conn)
+                .optional()?,
+        };
+        let owner = owner.ok_or_else(|| AccountError::NoSuchSession(id.to_owned()))?;
+        let name = users::find_by_id(conn, &owner)?.map(|u| u.username).unwrap_or_default();
+        let event = NewEvent::new("session_ended").user(name).session(id);
+        let event = match ending {
+            Ending::Any(actor) => by(event, actor),
+            Ending::Own { .. } => event.detail("by the user"),
+        };
+        events::record(conn, &event)?;
+        Ok(())
+    })
+}
+
+/// Ends every session of a user; returns how many.
+pub fn end_user_sessions(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+        let ended = sessions::delete_for_user(conn, &user.id)?;
+        let event = NewEvent::new("session_ended").user(&user.username).detail(format!("all {ended} sessions"));
+        events::record(conn, &by(event, actor))?;
+        Ok(ended)
+    })
+}
+
+/// Ends every session of a user but `keep` (the one they are using); returns how many.
+pub fn end_other_sessions(conn: &mut DbConn, user_id: &str, keep: &str) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, user_id)?.ok_or(AccountError::Changed)?;
+        let ended = sessions::delete_for_user_except(conn, &user.id, keep)?;
+        let event = NewEvent::new("session_ended")
+            .user(&user.username)
+            .session(keep)
+            .detail(format!("{ended} other sessions, by the user"));
+        events::record(conn, &event)?;
+        Ok(ended)
+    })
+}
+
+/// Ends every session of every user; returns how many.
+pub fn end_all_sessions(conn: &mut DbConn, actor: Actor<'_>) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let ended = sessions::delete_all(conn)?;
+        events::record(conn, &by(NewEvent::new("session_ended").detail(format!("every session ({ended})")), actor))?;
+        Ok(ended)
+    })
+}

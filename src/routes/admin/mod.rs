@@ -1,0 +1,73 @@
+//! `/admin/…`: every live session, user management, the audit log. The `/admin` scope's middleware
+//! lets only admins in; the role is read from the database on every request.
+
+pub mod events;
+pub mod sessions;
+pub mod users;
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use askama::Template;
+use serde::Deserialize;
+
+use super::{render, Layout};
+use crate::auth::csrf::CsrfToken;
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+
+/// Rows per page of the admin lists.
+pub const PAGE_SIZE: i64 = 50;
+
+/// Fields of the forms that may need a confirmation first.
+#[derive(Deserialize, Default)]
+pub struct ConfirmForm {
+    confirm: Option<String>,
+    return_to: Option<String>,
+}
+
+impl ConfirmForm {
+    fn confirmed(&self) -> bool {
+        self.confirm.as_deref() == Some("yes")
+    }
+
+    fn back(&self) -> &'static str {
+        if self.return_to.as_deref() == Some("sessions") {
+            "/admin/sessions"
+        } else {
+            "/admin/users"
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    layout: Layout,
+    message: String,
+    action: String,
+    button: &'static str,
+    cancel: &'static str,
+    fields: Vec<(&'static str, String)>,
+}
+
+/// "Are you sure?" before an admin signs themselves out (ending their own session, or disabling
+/// their own account).
+fn confirm_page(
+    user: CurrentUser,
+    csrf: &CsrfToken,
+    message: &str,
+    action: String,
+    button: &'static str,
+    form: &ConfirmForm,
+) -> Result<HttpResponse, AppError> {
+    let fields = form.return_to.clone().map(|r| vec![("return_to", r)]).unwrap_or_default();
+    let page = ConfirmPage {
+        layout: Layout::new(Some(user), csrf),
+        message: message.to_owned(),
+        action,
+        button,
+        cancel: form.back(),
+        fields,
+    };
+    render(StatusCode::OK, &page)
+}

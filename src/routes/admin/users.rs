@@ -1,0 +1,239 @@
+//! `/admin/users`: every user with role, status, last sign-in and live sessions; create users,
+//! change roles, disable and enable, end a user's sessions.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{confirm_page, ConfirmForm};
+use crate::accounts::{self, AccountError, Actor};
+use crate::auth::csrf::CsrfToken;
+use crate::auth::CurrentUser;
+use crate::db::users::Role;
+use crate::db::{self, sessions, users};
+use crate::error::AppError;
+use crate::routes::{render, see_other, Done, Layout};
+use crate::state::State;
+use crate::util::format_ms;
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    layout: Layout,
+    users: Vec<UserView>,
+    new_username: String,
+    min_length: usize,
+}
+
+struct UserView {
+    username: String,
+    role: String,
+    status: &'static str,
+    last_login: String,
+    live_sessions: i64,
+    is_me: bool,
+}
+
+/// The users page, with a message: a success after a redirect, or the refusal of what was just
+/// submitted (then `status` says why and the form keeps the name that was typed).
+async fn users_page(
+    state: &State,
+    status: StatusCode,
+    user: CurrentUser,
+    csrf: &CsrfToken,
+    (success, error): (Option<String>, Option<String>),
+    new_username: String,
+) -> Result<HttpResponse, AppError> {
+    let now = state.now_ms();
+    let (all, counts) = db::run(&state.pool, move |conn| {
+        let counts: HashMap<String, i64> = sessions::live_counts_by_user(conn, now)?.into_iter().collect();
+        Ok((users::list(conn)?, counts))
+    })
+    .await?;
+    let users = all
+        .iter()
+        .map(|u| UserView {
+            username: u.username.clone(),
+            role: u.role.clone(),
+            status: u.status(),
+            last_login: u.last_login_at.map_or_else(|| "never".to_owned(), format_ms),
+            live_sessions: counts.get(&u.id).copied().unwrap_or(0),
+            is_me: u.id == user.user_id,
+        })
+        .collect();
+    let mut layout = Layout::new(Some(user), csrf);
+    (layout.success, layout.error) = (success, error);
+    render(status, &UsersPage { layout, users, new_username, min_length: state.config.password_min_length })
+}
+
+/// The users page again with a refusal.
+async fn refused(
+    state: &State,
+    user: CurrentUser,
+    csrf: &CsrfToken,
+    refusal: AccountError,
+    new_username: String,
+) -> Result<HttpResponse, AppError> {
+    let (status, message) = match refusal {
+        AccountError::NameTaken(name) => (StatusCode::CONFLICT, format!("The username “{name}” is taken.")),
+        AccountError::LastActiveAdmin(..) => (
+            StatusCode::CONFLICT,
+            "The last active administrator can be neither demoted nor disabled. Make another user an admin first."
+                .to_owned(),
+        ),
+        AccountError::InvalidName(why) => (StatusCode::BAD_REQUEST, why.to_owned()),
+        AccountError::Policy(why) => (StatusCode::BAD_REQUEST, why),
+        other => return Err(other.into()),
+    };
+    users_page(state, status, user, csrf, (None, Some(message)), new_username).await
+}
+
+pub async fn list(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    done: web::Query<Done>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    users_page(&state, StatusCode::OK, user, &csrf, (done.message(), None), String::new()).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateUserForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn create(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    form: web::Form<CreateUserForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let CreateUserForm { username, password, role } = form.into_inner();
+    let shown: String = username.trim().chars().take(64).collect();
+    let name = match accounts::valid_username(&username) {
+        Ok(name) => name,
+        Err(refusal) => return refused(&state, user, &csrf, refusal, shown).await,
+    };
+    let Some(role) = Role::parse(&role) else {
+        let message = Some("Choose the role admin or user.".to_owned());
+        return users_page(&state, StatusCode::BAD_REQUEST, user, &csrf, (None, message), shown).await;
+    };
+    if let Err(refusal) = accounts::check_new_password(&password, None, &name, state.config.password_min_length) {
+        return refused(&state, user, &csrf, refusal, shown).await;
+    }
+    let hash = state.hasher.hash(SecretString::from(password)).await?;
+    let (new_name, admin) = (name.clone(), user.username.clone());
+    let created =
+        db::run(&state.pool, move |conn| Ok(accounts::create_user(conn, &new_name, &hash, role, Actor::Admin(&admin))))
+            .await?;
+    if let Err(refusal) = created {
+        return refused(&state, user, &csrf, refusal, shown).await;
+    }
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, role = %role, "admin created a user");
+    Ok(see_other("/admin/users?done=user-created"))
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+pub async fn set_role(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    name: web::Path<String>,
+    form: web::Form<RoleForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    let role = Role::parse(&form.role).ok_or_else(|| AppError::BadRequest("Choose the role admin or user.".into()))?;
+    let (target, admin) = (name.clone(), user.username.clone());
+    let changed =
+        db::run(&state.pool, move |conn| Ok(accounts::set_role(conn, &target, role, Actor::Admin(&admin)))).await?;
+    if let Err(refusal) = changed {
+        return refused(&state, user, &csrf, refusal, String::new()).await;
+    }
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, role = %role, "admin changed a role");
+    let demoted_self = name == user.username && role != Role::Admin;
+    Ok(see_other(if demoted_self { "/" } else { "/admin/users?done=role-changed" }))
+}
+
+pub async fn disable(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    name: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    if name == user.username && !form.confirmed() {
+        let action = format!("/admin/users/{name}/disable");
+        return confirm_page(
+            user,
+            &csrf,
+            "Disabling your own account signs you out and blocks your sign-in.",
+            action,
+            "Disable my account",
+            &form,
+        );
+    }
+    let (target, admin) = (name.clone(), user.username.clone());
+    let ended =
+        match db::run(&state.pool, move |conn| Ok(accounts::disable(conn, &target, Actor::Admin(&admin)))).await? {
+            Ok(ended) => ended,
+            Err(refusal) => return refused(&state, user, &csrf, refusal, String::new()).await,
+        };
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, ended, "admin disabled a user");
+    if name == user.username {
+        return Ok(see_other("/login"));
+    }
+    Ok(see_other(&format!("/admin/users?done=user-disabled&n={ended}")))
+}
+
+pub async fn enable(user: CurrentUser, name: web::Path<String>, state: State) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    let (target, admin) = (name.clone(), user.username.clone());
+    db::run(&state.pool, move |conn| Ok(accounts::enable(conn, &target, Actor::Admin(&admin)))).await??;
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, "admin enabled a user");
+    Ok(see_other("/admin/users?done=user-enabled"))
+}
+
+/// Ends every session of a user; the admin's own asks first.
+pub async fn revoke_sessions(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    name: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    if name == user.username && !form.confirmed() {
+        let action = format!("/admin/users/{name}/revoke-sessions");
+        return confirm_page(
+            user,
+            &csrf,
+            "These are your own sessions, including the one you are using: ending them signs you out.",
+            action,
+            "End all my sessions",
+            &form,
+        );
+    }
+    let (target, admin) = (name.clone(), user.username.clone());
+    let ended = db::run(&state.pool, move |conn| Ok(accounts::end_user_sessions(conn, &target, Actor::Admin(&admin))))
+        .await??;
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, ended, "admin ended a user's sessions");
+    if name == user.username {
+        return Ok(see_other("/login"));
+    }
+    Ok(see_other(&format!("{}?done=user-sessions-ended&n={ended}", form.back())))
+}

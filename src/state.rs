@@ -1,0 +1,58 @@
+//! `AppState`: everything the handlers and middleware share, built once by `startup` and given to
+//! every worker as one piece of app data. Handlers take it (as [`State`]) plus their own inputs.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest};
+use ipnet::IpNet;
+
+use crate::auth::csrf::CsrfConfig;
+use crate::auth::password::Hasher;
+use crate::clock::Clock;
+use crate::cloud::CloudAccess;
+use crate::db::Pool;
+use crate::session::{SessionCookie, Timeouts};
+
+/// The configuration the handlers need (the rest of `Settings` is used at start-up only).
+pub struct Config {
+    pub trusted_proxies: Vec<IpNet>,
+    pub password_min_length: usize,
+    /// The idle timeout as the dashboard shows it (`2h`), formatted once.
+    pub idle_timeout_text: String,
+    pub login_max_failures: u32,
+    pub login_lockout: Duration,
+    pub timeouts: Timeouts,
+}
+
+impl Config {
+    /// Failed sign-ins from one client IP (any usernames) before that IP is locked: spraying one
+    /// password across many names is stopped too.
+    pub fn ip_max_failures(&self) -> u32 {
+        self.login_max_failures.saturating_mul(10)
+    }
+}
+
+pub struct AppState {
+    pub pool: Pool,
+    pub hasher: Hasher,
+    pub config: Config,
+    pub csrf: CsrfConfig,
+    pub cookie: SessionCookie,
+    /// `None` when cloud access is not configured.
+    pub cloud: Option<CloudAccess>,
+    pub clock: Clock,
+}
+
+/// What handlers take.
+pub type State = web::Data<AppState>;
+
+impl AppState {
+    /// The client's address (see [`crate::auth::client_ip`]).
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        crate::auth::client_ip(req, &self.config.trusted_proxies)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
