@@ -173,6 +173,7 @@ pub fn csrf_from(html: &str) -> String {
 }
 
 /// A second browser on the same app.
+#[derive(Clone)]
 pub struct Browser {
     pub client: reqwest::Client,
     pub jar: Arc<reqwest::cookie::Jar>,
@@ -294,6 +295,21 @@ impl Browser {
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
         self.submit("/login", "/login", &[("username", username), ("password", password)]).await
+    }
+
+    /// Like [`Browser::submit`], but the POST runs as its own task (to be raced against something
+    /// else); the page is fetched first.
+    pub async fn submit_in_background(
+        &self,
+        page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> tokio::task::JoinHandle<reqwest::Response> {
+        let html = self.get(page).await.text().await.unwrap();
+        let mut form: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        form.push(("csrf_token".into(), csrf_from(&html)));
+        let request = self.client.post(self.url(action)).form(&form);
+        tokio::spawn(async move { request.send().await.expect("POST") })
     }
 
     pub async fn logout(&self) -> reqwest::Response {

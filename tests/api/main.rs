@@ -12,6 +12,7 @@ mod expiry;
 mod login;
 mod migrations;
 mod pages;
+mod races;
 mod security;
 mod sessions;
 mod setup;
