@@ -1,6 +1,5 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use dashboard::db::users::Role;
 
@@ -211,9 +210,7 @@ async fn serve_prints_where_it_listens_and_logs_sign_ins_without_secrets(kind: D
     assert_eq!(browser.login("alice", PASSWORD).await.status(), 303);
     assert_eq!(browser.get("/").await.status(), 200);
     let cookie = browser.session_cookie().unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    stop_gracefully(&mut child);
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("sign-in failed") && log.contains("sign-in succeeded"), "{log}");

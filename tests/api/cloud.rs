@@ -425,9 +425,7 @@ async fn the_token_and_the_client_secret_never_reach_the_log(kind: DbKind) {
     let browser = Browser { client: client_with(jar.clone()), jar, address };
     assert_eq!(browser.login("bob", PASSWORD).await.status(), 303);
     assert_eq!(browser.get("/cloud/ping").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    stop_gracefully(&mut child);
 
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("obtained a gateway token"), "{log}");

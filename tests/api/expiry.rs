@@ -23,19 +23,19 @@ async fn idle_expiry(app: &TestApp) -> i64 {
 }
 
 async fn the_idle_timeout_slides_with_activity_and_expires_without_it(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.idle_timeout = Duration::from_secs(2)).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.idle_timeout = Duration::from_secs(2 * 3600)).await;
     app.create_user("alice", Role::User).await;
     app.login("alice", PASSWORD).await;
 
-    // Each request comes before the idle timeout and pushes the expiry forward: 3.2 s in all,
-    // longer than the 2 s timeout.
+    // Each request comes before the idle timeout and pushes the expiry forward: 3 h 20 in all,
+    // longer than the 2 h timeout. (The app's clock moves; nothing sleeps.)
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        app.clock.advance(Duration::from_secs(50 * 60));
         let res = app.get("/").await;
         assert_eq!(res.status(), 200, "activity keeps the session alive");
     }
     // Then idle for longer than the timeout.
-    tokio::time::sleep(Duration::from_millis(2300)).await;
+    app.clock.advance(Duration::from_secs(2 * 3600 + 1));
     let res = app.get("/").await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/login?next=%2F");
@@ -44,17 +44,18 @@ async fn the_idle_timeout_slides_with_activity_and_expires_without_it(kind: DbKi
 
 async fn the_absolute_timeout_ends_an_active_session(kind: DbKind) {
     let app = spawn_app_with(TestDb::new(kind), |s| {
-        s.idle_timeout = Duration::from_secs(60);
-        s.absolute_timeout = Some(Duration::from_secs(2));
+        s.idle_timeout = Duration::from_secs(3600);
+        s.absolute_timeout = Some(Duration::from_secs(90 * 60));
     })
     .await;
     app.create_user("alice", Role::User).await;
     app.login("alice", PASSWORD).await;
-    assert!(idle_expiry(&app).await <= now_ms() + 2000, "idle expiry never passes the absolute one");
+    assert!(idle_expiry(&app).await <= app.clock.now_ms() + 3600_000, "idle expiry never passes the absolute one");
 
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.clock.advance(Duration::from_secs(50 * 60));
     assert_eq!(app.get("/").await.status(), 200);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(idle_expiry(&app).await <= app.clock.now_ms() + 40 * 60_000, "the slide stops at the absolute expiry");
+    app.clock.advance(Duration::from_secs(41 * 60));
     let res = app.get("/").await;
     assert_eq!(res.status(), 303, "active, but past the absolute timeout");
     assert_eq!(app.session_rows().await, 0);
@@ -105,7 +106,7 @@ async fn a_refresh_is_coalesced_within_the_slack(kind: DbKind) {
     app.create_user("alice", Role::User).await;
     app.login("alice", PASSWORD).await;
     let first = idle_expiry(&app).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    app.clock.advance(Duration::from_secs(30));
     app.get("/").await;
     assert_eq!(idle_expiry(&app).await, first, "no write within the slack");
 

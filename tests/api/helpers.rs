@@ -332,3 +332,13 @@ impl Browser {
 pub fn location(res: &reqwest::Response) -> String {
     res.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
+
+/// Stops a server started as a child process the way an operator does (SIGTERM) and waits for it:
+/// it finishes what is in flight and has written its log when this returns (no sleep needed).
+pub fn stop_gracefully(child: &mut std::process::Child) {
+    // SAFETY: kill only sends a signal to the child we started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
