@@ -13,6 +13,7 @@ mod login;
 mod migrations;
 mod pages;
 mod races;
+mod routes;
 mod security;
 mod sessions;
 mod setup;

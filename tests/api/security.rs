@@ -330,28 +330,16 @@ async fn s16_the_admin_page_shows_no_token_hash(kind: DbKind) {
 
 async fn ac01_every_route_but_the_public_ones_needs_a_session(kind: DbKind) {
     let app = spawn_app(kind).await;
-    // Every protected route of the route table, with a sample id or name.
-    let protected = [
-        "/",
-        "/logout",
-        "/account/sessions",
-        "/account/sessions/abc/revoke",
-        "/account/sessions/revoke-others",
-        "/account/password",
-        "/admin/sessions",
-        "/admin/sessions/abc/revoke",
-        "/admin/users",
-        "/admin/users/root/role",
-        "/admin/users/root/disable",
-        "/admin/users/root/enable",
-        "/admin/users/root/revoke-sessions",
-        "/admin/events",
-        "/cloud/ping",
-        "/unknown",
-    ];
+    // Every protected route of the route table, with a sample id or name, and an unknown path.
+    let mut protected: Vec<String> = dashboard::routes::ROUTES
+        .iter()
+        .filter(|r| matches!(r.access, dashboard::routes::Access::SignedIn | dashboard::routes::Access::Admin))
+        .map(|r| crate::routes::sample_path(r.path))
+        .collect();
+    protected.push("/unknown".into());
     for path in protected {
         for method in [reqwest::Method::GET, reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::DELETE] {
-            let res = app.client.request(method.clone(), app.url(path)).send().await.unwrap();
+            let res = app.client.request(method.clone(), app.url(&path)).send().await.unwrap();
             assert_eq!(res.status(), 303, "{method} {path}");
             assert!(location(&res).starts_with("/login?next="), "{method} {path}");
             assert!(res.text().await.unwrap().is_empty());
