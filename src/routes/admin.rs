@@ -509,7 +509,7 @@ pub async fn events(
     let has_more = rows.len() as i64 > PAGE_SIZE;
     let shown = &rows[..rows.len().min(PAGE_SIZE as usize)];
     let next_cursor = has_more.then(|| shown.last().map(|e| format!("{}.{}", e.at, e.id))).flatten();
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
     let events = shown
         .iter()
         .map(|e| EventView {
