@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::accounts::{self, Actor, Ending};
 use crate::auth::password::hash_blocking;
@@ -12,7 +12,7 @@ use crate::db::events;
 use crate::db::{sessions, users, DbConn};
 use crate::session::pruner;
 use crate::startup::Application;
-use crate::util::{format_ms, now_ms};
+use crate::util::{count, format_ms, now_ms};
 
 #[derive(Parser)]
 #[command(name = "dashboard", version, about = "Sign-in and database-backed sessions for a server-rendered dashboard")]
@@ -98,10 +98,12 @@ enum SessionsCommand {
         user: Option<String>,
     },
     /// End sessions: one by public id, all of a user's, or all.
+    // Exactly one of the three, so clap's message for none lists them all.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "user", "all"])))]
     Revoke {
-        #[arg(long, conflicts_with_all = ["user", "all"], required_unless_present_any = ["user", "all"])]
+        #[arg(long)]
         id: Option<String>,
-        #[arg(long, conflicts_with = "all")]
+        #[arg(long)]
         user: Option<String>,
         #[arg(long)]
         all: bool,
@@ -140,7 +142,7 @@ pub fn main() -> ExitCode {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let listen = settings.listen;
-        let app = Application::build(settings).await?;
+        let app = Application::build(settings).await.map_err(|e| explain_listen_error(e, listen))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}:{}", listen.ip(), app.port())?;
         if let Some(url) = app.setup_url() {
@@ -153,10 +155,24 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     })
 }
 
+/// A listener that cannot bind names the address and the variable that chose it (the bare error is
+/// only `Address already in use (os error 98)`).
+fn explain_listen_error(e: anyhow::Error, listen: std::net::SocketAddr) -> anyhow::Error {
+    use std::io::ErrorKind;
+    let why = match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
+        Some(ErrorKind::AddrInUse) => "the address is already in use (is another server running there?)",
+        Some(ErrorKind::AddrNotAvailable) => "the address is not one of this machine's",
+        _ => return e,
+    };
+    anyhow::anyhow!(
+        "cannot listen on {listen}: {why}; set DASHBOARD_LISTEN to another address (port 0 picks a free one)"
+    )
+}
+
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = crate::db::connect_one(&settings.database)?;
     let applied = crate::db::migrate(&mut conn)?;
-    println!("applied {applied} migrations");
+    println!("applied {}", count(applied, "migration"));
     Ok(())
 }
 
@@ -208,7 +224,7 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             accounts::check_new_password(&password, None, &user.username, min_length)?;
             let hash = hash_blocking(&password)?;
             let ended = accounts::set_password(conn, &user.username, &hash, Actor::Cli)?;
-            println!("password changed for `{}`; ended {ended} sessions", user.username);
+            println!("password changed for `{}`; ended {}", user.username, count(ended, "session"));
         }
         UserCommand::Role { name, role } => {
             let user = find_user(conn, &name)?;
@@ -219,7 +235,7 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
         UserCommand::Disable { name } => {
             let user = find_user(conn, &name)?;
             let ended = accounts::disable(conn, &user.username, Actor::Cli)?;
-            println!("disabled `{}`; ended {ended} sessions", user.username);
+            println!("disabled `{}`; ended {}", user.username, count(ended, "session"));
         }
         UserCommand::Enable { name } => {
             let user = find_user(conn, &name)?;
@@ -227,10 +243,12 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             println!("enabled `{}`", user.username);
         }
         UserCommand::List => {
-            for u in users::list(conn)? {
+            let rows = users::list(conn)?.into_iter().map(|u| {
                 let last = u.last_login_at.map_or_else(|| "never".to_owned(), format_ms);
-                println!("{}\t{}\t{}\t{}", u.username, u.role, u.status(), last);
-            }
+                let status = u.status().to_owned();
+                vec![u.username, u.role.to_string(), status, last]
+            });
+            print_rows(&["NAME", "ROLE", "STATUS", "LAST SIGN-IN"], rows, "no users yet")?;
         }
     }
     Ok(())
@@ -243,20 +261,19 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
                 Some(name) => Some(find_user(conn, &name)?.id),
                 None => None,
             };
-            for (s, username) in sessions::list_live(conn, now_ms(), user_id.as_deref())? {
-                // Tabs and newlines in a user agent would break the one-line-per-session format.
-                let ua: String = s.user_agent.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            let rows = sessions::list_live(conn, now_ms(), user_id.as_deref())?.into_iter().map(|(s, username)| {
+                vec![
                     s.id,
                     username,
                     format_ms(s.created_at),
                     format_ms(s.last_seen_at),
                     format_ms(s.idle_expires_at),
                     s.ip,
-                    ua
-                );
-            }
+                    s.user_agent,
+                ]
+            });
+            let header = ["ID", "USER", "CREATED", "LAST SEEN", "EXPIRES", "IP", "USER AGENT"];
+            print_rows(&header, rows, "no live sessions")?;
         }
         SessionsCommand::Revoke { id, user, all } => {
             let ended = if let Some(id) = id {
@@ -270,8 +287,9 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
             } else {
                 anyhow::bail!("say which sessions: --id ID, --user NAME or --all");
             };
-            println!("ended {ended} sessions");
+            println!("ended {}", count(ended, "session"));
         }
+        // `pruned N expired sessions` whatever N: the contract fixes this line for cron scripts.
         SessionsCommand::Prune => {
             let n = pruner::prune_expired(conn, || {})?;
             let retention =
@@ -286,19 +304,89 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
 fn events_cmd(conn: &mut DbConn, cmd: EventsCommand) -> anyhow::Result<()> {
     let EventsCommand::List { user, kind, limit } = cmd;
     let user = user.map(|u| u.trim().to_lowercase());
-    let clean = |s: &str| s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
-    for e in events::list(conn, user.as_deref(), kind.as_deref(), None, limit)? {
-        let opt = |v: &Option<String>| v.as_deref().map(clean).unwrap_or_else(|| "-".into());
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            format_ms(e.at),
-            e.kind,
-            opt(&e.username),
-            opt(&e.actor),
-            opt(&e.client_ip),
-            opt(&e.session_id),
-            clean(&e.detail)
-        );
-    }
+    let rows = events::list(conn, user.as_deref(), kind.as_deref(), None, limit)?.into_iter().map(|e| {
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        vec![format_ms(e.at), e.kind, opt(e.username), opt(e.actor), opt(e.client_ip), opt(e.session_id), e.detail]
+    });
+    let header = ["TIME", "KIND", "USER", "ACTOR", "IP", "SESSION", "DETAIL"];
+    print_rows(&header, rows, "no events")
+}
+
+/// Prints the rows of a list. On a terminal: a header over aligned columns, or `none` when there are
+/// no rows. Piped or redirected: tab-separated rows only, no header, and nothing at all when there
+/// are none, so scripts can count and split lines.
+fn print_rows(header: &[&str], rows: impl Iterator<Item = Vec<String>>, none: &str) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let terminal = stdout.is_terminal();
+    write_rows(&mut stdout.lock(), terminal, header, rows, none)?;
     Ok(())
+}
+
+fn write_rows(
+    out: &mut impl Write,
+    terminal: bool,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+    none: &str,
+) -> std::io::Result<()> {
+    // A tab or newline inside a value (a user agent, say) would break the one-line-per-row format.
+    let clean = |v: String| v.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>();
+    let rows: Vec<Vec<String>> = rows.map(|row| row.into_iter().map(clean).collect()).collect();
+    if !terminal {
+        for row in &rows {
+            writeln!(out, "{}", row.join("\t"))?;
+        }
+        return out.flush();
+    }
+    if rows.is_empty() {
+        writeln!(out, "{none}")?;
+        return out.flush();
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, v) in widths.iter_mut().zip(row) {
+            *w = (*w).max(v.chars().count());
+        }
+    }
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let last = row.len().saturating_sub(1);
+        let mut line = String::new();
+        for (i, v) in row.iter().enumerate() {
+            line.push_str(v);
+            if i < last {
+                line.extend(std::iter::repeat_n(' ', widths[i] - v.chars().count() + 2));
+            }
+        }
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_rows;
+
+    fn render(terminal: bool, rows: &[&[&str]]) -> String {
+        let mut out = Vec::new();
+        let rows = rows.iter().map(|r| r.iter().map(|v| (*v).to_owned()).collect());
+        write_rows(&mut out, terminal, &["NAME", "ROLE"], rows, "no users yet").unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_terminal_gets_a_header_over_aligned_columns() {
+        assert_eq!(render(true, &[&["alice", "admin"], &["bo", "user"]]), "NAME   ROLE\nalice  admin\nbo     user\n");
+    }
+
+    #[test]
+    fn a_pipe_gets_tab_separated_rows_without_a_header() {
+        assert_eq!(render(false, &[&["alice", "admin"], &["b\tx", "user"]]), "alice\tadmin\nb x\tuser\n");
+    }
+
+    #[test]
+    fn an_empty_list_says_so_on_a_terminal_and_prints_nothing_to_a_pipe() {
+        assert_eq!(render(true, &[]), "no users yet\n");
+        assert_eq!(render(false, &[]), "");
+    }
 }

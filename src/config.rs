@@ -126,8 +126,7 @@ impl Settings {
             if raw.eq_ignore_ascii_case("off") {
                 return if allow_off { Ok(None) } else { Err(bad(name, "`off` is not allowed here".into())) };
             }
-            let d = humantime::parse_duration(&raw)
-                .map_err(|e| bad(name, format!("`{raw}` is not a duration like 90s, 15m or 2h ({e})")))?;
+            let d = humantime::parse_duration(&raw).map_err(|e| bad(name, duration_error(&raw, &e)))?;
             if d.is_zero() {
                 return Err(bad(name, "must be longer than zero".into()));
             }
@@ -135,6 +134,15 @@ impl Settings {
         };
         let idle_timeout = duration("DASHBOARD_SESSION_IDLE_TIMEOUT", "2h", false)?.unwrap_or_default();
         let absolute_timeout = duration("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "12h", true)?;
+        if let Some(absolute) = absolute_timeout.filter(|a| *a < idle_timeout) {
+            // A session could never be idle as long as configured: almost certainly a slip.
+            return Err(format!(
+                "invalid DASHBOARD_SESSION_ABSOLUTE_TIMEOUT: {} is shorter than DASHBOARD_SESSION_IDLE_TIMEOUT ({}); \
+                 the absolute timeout must be at least the idle timeout (or `off`)",
+                humantime::format_duration(absolute),
+                humantime::format_duration(idle_timeout)
+            ));
+        }
         let prune_interval = duration("DASHBOARD_PRUNE_INTERVAL", "10m", true)?;
         let login_lockout = duration("DASHBOARD_LOGIN_LOCKOUT", "15m", false)?.unwrap_or_default();
         let event_retention = duration("DASHBOARD_EVENT_RETENTION", "90days", true)?;
@@ -239,6 +247,20 @@ impl Settings {
     }
 }
 
+/// What was wrong with a duration, in words (humantime's own messages name parser positions).
+fn duration_error(raw: &str, e: &humantime::DurationError) -> String {
+    let why = match e {
+        humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => "the unit is missing".to_owned(),
+        humantime::DurationError::UnknownUnit { unit, .. } => format!("`{unit}` is not a unit"),
+        humantime::DurationError::NumberOverflow => "it is too long".to_owned(),
+        humantime::DurationError::NumberExpected(_) | humantime::DurationError::InvalidCharacter(_) => {
+            "it is not a number followed by a unit".to_owned()
+        }
+        humantime::DurationError::Empty => "it is empty".to_owned(),
+    };
+    format!("`{raw}` is not a duration ({why}); write a number and a unit, like 90s, 15m, 2h or 7days")
+}
+
 fn parse_http_url(raw: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL ({e})"))?;
     match url.scheme() {
@@ -298,6 +320,33 @@ mod tests {
         ] {
             let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
             assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_duration_says_what_is_expected_without_parser_jargon() {
+        for value in ["soon", "two hours", "15 parsecs", "5", "m5"] {
+            let err = parse(&[("DASHBOARD_LOGIN_LOCKOUT", value)]).err().unwrap();
+            assert!(err.contains("DASHBOARD_LOGIN_LOCKOUT") && err.contains("like 90s, 15m, 2h"), "{err}");
+            assert!(!err.contains(" at ") && !err.contains("expected"), "{err}");
+        }
+        assert!(parse(&[("DASHBOARD_LOGIN_LOCKOUT", "15 parsecs")]).err().unwrap().contains("`parsecs` is not a unit"));
+    }
+
+    #[test]
+    fn an_absolute_timeout_shorter_than_the_idle_timeout_is_refused_naming_both() {
+        let err = parse(&[("DASHBOARD_SESSION_IDLE_TIMEOUT", "2h"), ("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "1h")])
+            .err()
+            .unwrap();
+        assert!(err.contains("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT") && err.contains("DASHBOARD_SESSION_IDLE_TIMEOUT"));
+        assert!(err.contains("1h") && err.contains("2h"), "{err}");
+        let err = parse(&[("DASHBOARD_SESSION_IDLE_TIMEOUT", "13h")]).err().unwrap();
+        assert!(err.contains("12h"), "the default absolute timeout counts too: {err}");
+        for ok in [
+            &[("DASHBOARD_SESSION_IDLE_TIMEOUT", "2h"), ("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "2h")][..],
+            &[("DASHBOARD_SESSION_IDLE_TIMEOUT", "13h"), ("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "off")],
+        ] {
+            assert!(parse(ok).is_ok(), "{ok:?}");
         }
     }
 

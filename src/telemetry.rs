@@ -24,6 +24,14 @@ pub fn init(format: LogFormat) {
     };
 }
 
+/// For tests: the same text logs, written through the test harness's capture (`print!`), so a
+/// passing test shows none of them and a failing one shows its own. Threads a test starts (the
+/// server's workers among them) inherit its capture. Installed once; later calls are ignored.
+pub fn init_for_tests() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().with_ansi(false).try_init();
+}
+
 /// One line per request: method, path (never the query, which may hold a setup token), status,
 /// latency and the public session id — never the cookie or its token.
 pub async fn log_request(

@@ -43,6 +43,16 @@ pub fn derive_key(master: &[u8], purpose: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// A count with its noun, singular for one: `1 session`, `0 sessions`, `2 sessions` (nouns whose
+/// plural adds an `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// Formats epoch milliseconds as `2026-11-27 17:02:21 UTC` (`-` before year 0 or after 9999).
 pub fn format_ms(ms: i64) -> String {
     // Every signed-in page shows a few of these: digits are written directly (the days-to-date step
@@ -96,6 +106,13 @@ pub fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(super::count(0, "session"), "0 sessions");
+        assert_eq!(super::count(1, "session"), "1 session");
+        assert_eq!(super::count(2, "migration"), "2 migrations");
+    }
+
     use super::*;
 
     #[test]

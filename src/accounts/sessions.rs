@@ -9,7 +9,7 @@ use crate::db::schema::sessions as sessions_table;
 use crate::db::users::User;
 use crate::db::{sessions, throttle, users, DbConn};
 use crate::session::{Timeouts, TokenRow};
-use crate::util::truncate;
+use crate::util::{count, truncate};
 
 /// A gateway token obtained at sign-in, sealed for the row.
 pub struct CloudGrant {
@@ -127,7 +127,10 @@ pub fn end_user_sessions(conn: &mut DbConn, username: &str, actor: Actor<'_>) ->
     transaction(conn, |conn| {
         let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
-        let event = NewEvent::new("session_ended").user(&user.username).detail(format!("all {ended} sessions"));
+        let event = NewEvent::new("session_ended").user(&user.username).detail(match ended {
+            1 => "their only session".to_owned(),
+            n => format!("all {n} of their sessions"),
+        });
         events::record(conn, &by(event, actor))?;
         Ok(ended)
     })
@@ -141,7 +144,7 @@ pub fn end_other_sessions(conn: &mut DbConn, user_id: &str, keep: &str) -> Resul
         let event = NewEvent::new("session_ended")
             .user(&user.username)
             .session(keep)
-            .detail(format!("{ended} other sessions, by the user"));
+            .detail(format!("{}, by the user", count(ended, "other session")));
         events::record(conn, &event)?;
         Ok(ended)
     })

@@ -7,6 +7,7 @@ use crate::db::events::{self, NewEvent};
 use crate::db::schema::users as users_table;
 use crate::db::users::{self, Role, User};
 use crate::db::{self, sessions, settings, DbConn};
+use crate::util::count;
 
 /// The `app_settings` name of the one-time setup token.
 pub const SETUP_TOKEN: &str = "setup_token";
@@ -76,7 +77,8 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<us
         }
         diesel::update(users_table::table.find(&user.id)).set(users_table::disabled.eq(1)).execute(conn)?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
-        let event = NewEvent::new("user_disabled").user(&user.username).detail(format!("ended {ended} sessions"));
+        let event =
+            NewEvent::new("user_disabled").user(&user.username).detail(format!("ended {}", count(ended, "session")));
         events::record(conn, &by(event, actor))?;
         Ok(ended)
     })
@@ -104,7 +106,8 @@ pub fn set_password(
         let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
         users::set_password_hash(conn, &user.id, password_hash)?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
-        let event = NewEvent::new("password_changed").user(&user.username).detail(format!("ended {ended} sessions"));
+        let event =
+            NewEvent::new("password_changed").user(&user.username).detail(format!("ended {}", count(ended, "session")));
         events::record(conn, &by(event, actor))?;
         Ok(ended)
     })
@@ -146,7 +149,7 @@ pub fn change_own_password(conn: &mut DbConn, change: &OwnPasswordChange) -> Res
             .user(&user.username)
             .session(&change.session_id)
             .ip(&change.ip)
-            .detail(format!("ended {ended} other sessions"));
+            .detail(format!("ended {}", count(ended, "other session")));
         events::record(conn, &event)?;
         Ok(ended)
     })

@@ -21,6 +21,25 @@ pub const KINDS: &[&str] = &[
     "first_admin_created",
 ];
 
+/// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
+pub fn label(kind: &str) -> &str {
+    match kind {
+        "sign_in" => "Signed in",
+        "sign_in_failed" => "Sign-in failed",
+        "locked_out" => "Locked out",
+        "sign_out" => "Signed out",
+        "session_expired" => "Session expired",
+        "session_ended" => "Session ended",
+        "password_changed" => "Password changed",
+        "role_changed" => "Role changed",
+        "user_created" => "User created",
+        "user_disabled" => "User disabled",
+        "user_enabled" => "User enabled",
+        "first_admin_created" => "First admin created",
+        other => other,
+    }
+}
+
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = auth_events)]
 pub struct Event {
@@ -135,5 +154,16 @@ pub async fn log(pool: &super::Pool, event: NewEvent) {
     let kind = event.kind;
     if let Err(e) = super::run(pool, move |conn| Ok(record(conn, &event)?)).await {
         tracing::error!(kind, error = %e, "could not record an audit event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_kind_has_a_label_in_words() {
+        for kind in super::KINDS {
+            let label = super::label(kind);
+            assert!(label != *kind && !label.contains('_'), "{kind}: {label}");
+        }
     }
 }

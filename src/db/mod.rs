@@ -62,8 +62,9 @@ impl r2d2::ManageConnection for Manager {
                 .map(DbConn::Postgres)
                 .map_err(diesel::r2d2::Error::ConnectionError),
             Backend::Sqlite => {
-                let mut conn = diesel::SqliteConnection::establish(&self.database.url)
-                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                let mut conn = diesel::SqliteConnection::establish(&self.database.url).map_err(|e| {
+                    diesel::r2d2::Error::ConnectionError(explain_sqlite_open_error(&self.database.url, e))
+                })?;
                 // busy_timeout first: the pragmas after it may themselves wait for a lock.
                 // synchronous=NORMAL is durable in WAL mode except for the last commits on power loss.
                 conn.batch_execute(
@@ -84,11 +85,25 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
+/// SQLite says only `unable to open database file`; say which file, and why when it is plain.
+fn explain_sqlite_open_error(path: &str, e: diesel::ConnectionError) -> diesel::ConnectionError {
+    let file = std::path::Path::new(path);
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    let why = match dir {
+        Some(dir) if !dir.is_dir() => format!("the directory `{}` does not exist", dir.display()),
+        _ if file.is_dir() => "it is a directory".to_owned(),
+        _ => e.to_string(),
+    };
+    diesel::ConnectionError::BadConnection(format!("cannot open the SQLite database `{path}` (DATABASE_URL): {why}"))
+}
+
 /// One connection, without a pool: for commands, which run one thing and exit. (A pool's background
 /// threads may still be inside libpq when the process exits, and crash it there.)
 pub fn connect_one(database: &DatabaseUrl) -> anyhow::Result<DbConn> {
-    r2d2::ManageConnection::connect(&Manager { database: database.clone() })
-        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))
+    r2d2::ManageConnection::connect(&Manager { database: database.clone() }).map_err(|e| match database.backend {
+        Backend::Sqlite => anyhow::anyhow!("{e}"),
+        Backend::Postgres => anyhow::anyhow!("cannot connect to the database: {e}"),
+    })
 }
 
 /// Builds the pool. For SQLite it also turns on WAL (persistent in the file), so readers never wait
@@ -101,8 +116,7 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
     };
     let manager = Manager { database: database.clone() };
     if database.backend == Backend::Sqlite {
-        let mut conn = r2d2::ManageConnection::connect(&manager)
-            .map_err(|e| anyhow::anyhow!("cannot open the SQLite database `{}`: {e}", database.url))?;
+        let mut conn = r2d2::ManageConnection::connect(&manager).map_err(|e| anyhow::anyhow!("{e}"))?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")?;
     }
     let pool = r2d2::Pool::builder()

@@ -1,9 +1,11 @@
 //! End to end in a real browser: Chromium driven over WebDriver (chromedriver), both from Debian's
-//! packages. Screenshots of each page go to `target/screenshots/` so a failure can be seen; with
-//! `DASHBOARD_UPDATE_DOCS=1` they are also copied to `docs/screenshots/` for the README.
+//! packages. Screenshots of each page go to `target/screenshots/` so a failure can be seen, and
+//! replace the README's in `docs/screenshots/` whenever the page looks different (see [`shot`]), so
+//! those cannot drift from the pages.
 //!
-//! Skipped (with a message) when `chromedriver` is not installed, unless `DASHBOARD_REQUIRE_BROWSER=1`
-//! (set by `.ci/run`), which makes a missing browser a failure.
+//! Reported as ignored when Chromium or chromedriver was not installed as the tests were built (see
+//! `build.rs`), unless `DASHBOARD_REQUIRE_BROWSER=1` (set by `.ci/run`), which makes a missing browser
+//! a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,12 +36,10 @@ fn find_chromium() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
-async fn start_browser() -> Option<(Driver, Client)> {
-    let required = std::env::var("DASHBOARD_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+async fn start_browser() -> (Driver, Client) {
+    // Only built to run when they were there (or required): their absence now is a failure.
     let (Some(driver), Some(chromium)) = (find_chromedriver(), find_chromium()) else {
-        assert!(!required, "DASHBOARD_REQUIRE_BROWSER=1 but chromium/chromedriver are not installed");
-        eprintln!("chromium or chromedriver not installed: browser test not run");
-        return None;
+        panic!("chromium or chromedriver is not installed: apt-get install chromium chromium-driver");
     };
     // reqwest and fantoccini bring different rustls back ends; choose one for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -72,7 +72,7 @@ async fn start_browser() -> Option<(Driver, Client)> {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
         {
-            Ok(client) => return Some((driver, client)),
+            Ok(client) => return (driver, client),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -85,14 +85,52 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Saves a screenshot to `target/screenshots/`, and to `docs/screenshots/` (the README's) when the page
+/// looks different from the picture there: another size, or more than [`CHANGED`] of its pixels.
+/// Times and random session ids differ on every run and stay well under that, so a run that changes
+/// no page leaves the tree clean; one that changes a page (a new column, a new style) refreshes its
+/// picture, to be committed with the change. `DASHBOARD_UPDATE_DOCS=1` rewrites them all.
 async fn shot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(screenshot_dir().join(format!("{name}.png")), &png).unwrap();
-    if std::env::var("DASHBOARD_UPDATE_DOCS").is_ok_and(|v| v == "1") {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let committed = docs.join(format!("{name}.png"));
+    let force = std::env::var("DASHBOARD_UPDATE_DOCS").is_ok_and(|v| v == "1");
+    let changed = std::fs::read(&committed).map_or(1.0, |old| changed_fraction(&old, &png));
+    if force || changed > CHANGED {
         std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join(format!("{name}.png")), &png).unwrap();
+        std::fs::write(&committed, &png).unwrap();
+        println!("docs/screenshots/{name}.png refreshed ({:.1} % of its pixels changed)", changed * 100.0);
     }
+}
+
+/// The share of pixels that must change for a picture in `docs/screenshots/` to be replaced.
+const CHANGED: f64 = 0.03;
+
+/// The share of pixels that differ between two PNGs (1.0 when their sizes or formats differ).
+fn changed_fraction(a: &[u8], b: &[u8]) -> f64 {
+    fn decode(bytes: &[u8]) -> Option<(png::OutputInfo, Vec<u8>)> {
+        let mut reader = png::Decoder::new(bytes).read_info().ok()?;
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).ok()?;
+        buf.truncate(info.buffer_size());
+        Some((info, buf))
+    }
+    let (Some((ia, pa)), Some((ib, pb))) = (decode(a), decode(b)) else { return 1.0 };
+    if (ia.width, ia.height, ia.color_type, ia.bit_depth) != (ib.width, ib.height, ib.color_type, ib.bit_depth) {
+        return 1.0;
+    }
+    let per_pixel = ia.color_type.samples() * if ia.bit_depth == png::BitDepth::Sixteen { 2 } else { 1 };
+    let pixels = pa.len() / per_pixel;
+    let differing = pa.chunks(per_pixel).zip(pb.chunks(per_pixel)).filter(|(x, y)| x != y).count();
+    differing as f64 / pixels.max(1) as f64
+}
+
+/// How many lines the first `h1` of the page takes.
+async fn heading_lines(client: &Client) -> f64 {
+    let script = "const h = document.querySelector('h1'); \
+                  return h.getBoundingClientRect().height / parseFloat(getComputedStyle(h).lineHeight);";
+    client.execute(script, vec![]).await.unwrap().as_f64().unwrap()
 }
 
 async fn path_of(client: &Client) -> String {
@@ -114,8 +152,19 @@ async fn wait_for_path(client: &Client, want: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(dashboard_test_browser),
+    ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
+)]
 async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
-    let Some((_driver, client)) = start_browser().await else { return };
+    let (_driver, client) = start_browser().await;
+
+    // A new installation: the setup page, whose heading fits on one line at desktop width.
+    let fresh = spawn_app(DbKind::Sqlite).await;
+    client.goto(fresh.setup_url.as_deref().expect("a setup URL")).await.unwrap();
+    assert!(heading_lines(&client).await < 1.5, "the setup heading wraps");
+    shot(&client, "setup").await;
+
     let app = spawn_app(DbKind::Sqlite).await;
     app.create_user("ada", Role::Admin).await;
     app.create_user("grace", Role::User).await;
@@ -156,6 +205,9 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         ] {
             client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
             wait_for_path(&client, path).await;
+            if path == "/account/password" {
+                assert!(heading_lines(&client).await < 1.5, "the password heading wraps");
+            }
             shot(&client, name).await;
         }
 

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
@@ -13,6 +15,7 @@ both_databases!(
     sessions_commands_list_revoke_and_prune,
     migrate_applies_pending_migrations,
     serve_prints_where_it_listens_and_logs_sign_ins_without_secrets,
+    lists_have_a_header_on_a_terminal_and_say_when_they_are_empty,
 );
 
 struct Output {
@@ -43,6 +46,43 @@ fn dashboard(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Runs the real binary with its standard output on a terminal (a pseudo-terminal we read back).
+fn dashboard_on_terminal(db: &TestDb, args: &[&str]) -> String {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two new file descriptors, which we then own.
+    let rc = unsafe {
+        libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null_mut(), std::ptr::null_mut())
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are open descriptors that nothing else owns.
+    let (mut master, slave) = unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) };
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .args(args)
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(slave)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The child has exited and our copy of the terminal's end went with the Command: read to the end
+    // (Linux says EIO once no one holds the other end).
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
 }
 
 fn ok(out: Output) -> String {
@@ -116,7 +156,7 @@ async fn user_passwd_and_disable_end_the_users_sessions(kind: DbKind) {
     assert_eq!(app.browser().login("alice", new_password).await.status(), 303);
 
     let out = ok(dashboard(&app.db, &["user", "disable", "bob"], None));
-    assert!(out.contains("ended 1 sessions"), "{out}");
+    assert!(out.contains("ended 1 session") && !out.contains("1 sessions"), "{out}");
     assert_eq!(bob.get("/").await.status(), 303);
     assert_eq!(app.browser().login("bob", PASSWORD).await.status(), 401);
 }
@@ -151,11 +191,15 @@ async fn sessions_commands_list_revoke_and_prune(kind: DbKind) {
     let bob_id = bob_list.split('\t').next().unwrap().to_owned();
     assert!(bob_list.contains("\tbob\t") && bob_list.contains("127.0.0.1"), "{bob_list}");
 
-    assert!(ok(dashboard(&app.db, &["sessions", "revoke", "--id", &bob_id], None)).contains("ended 1 sessions"));
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "revoke", "--id", &bob_id], None)).trim(), "ended 1 session");
     assert_eq!(b1.get("/").await.status(), 303);
     fails(dashboard(&app.db, &["sessions", "revoke", "--id", &bob_id], None), "no session");
     fails(dashboard(&app.db, &["sessions", "revoke", "--user", "nobody"], None), "no user named");
-    assert_ne!(dashboard(&app.db, &["sessions", "revoke"], None).code, 0);
+    let none = dashboard(&app.db, &["sessions", "revoke"], None);
+    assert_eq!(none.code, 2, "{}", none.stderr);
+    for option in ["--id", "--user", "--all"] {
+        assert!(none.stderr.contains(option), "the message lists {option}: {}", none.stderr);
+    }
 
     // Prune deletes the expired rows, and only those.
     app.expire_all_sessions().await;
@@ -166,14 +210,58 @@ async fn sessions_commands_list_revoke_and_prune(kind: DbKind) {
     assert_eq!(fresh.get("/").await.status(), 200);
     assert_eq!(ok(dashboard(&app.db, &["sessions", "prune"], None)).trim(), "pruned 0 expired sessions");
 
-    assert!(ok(dashboard(&app.db, &["sessions", "revoke", "--all"], None)).contains("ended 1 sessions"));
+    let again = app.browser();
+    again.login("bob", PASSWORD).await;
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "revoke", "--user", "bob"], None)).trim(), "ended 2 sessions");
+    let events = ok(dashboard(&app.db, &["events", "list", "--kind", "session_ended"], None));
+    assert!(events.contains("all 2 of their sessions"), "{events}");
     assert_eq!(fresh.get("/").await.status(), 303);
+
+    let last = app.browser();
+    last.login("bob", PASSWORD).await;
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "revoke", "--all"], None)).trim(), "ended 1 session");
+    assert_eq!(last.get("/").await.status(), 303);
+}
+
+async fn lists_have_a_header_on_a_terminal_and_say_when_they_are_empty(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    assert_eq!(dashboard_on_terminal(&app.db, &["user", "list"]), "no users yet\n");
+    assert_eq!(dashboard_on_terminal(&app.db, &["sessions", "list"]), "no live sessions\n");
+    assert_eq!(ok(dashboard(&app.db, &["user", "list"], None)), "", "a pipe gets no rows and no header");
+    assert_eq!(ok(dashboard(&app.db, &["sessions", "list"], None)), "");
+
+    app.create_user("alice", Role::Admin).await;
+    app.create_user("bob", Role::User).await;
+    app.login("bob", PASSWORD).await;
+    let users = dashboard_on_terminal(&app.db, &["user", "list"]);
+    let lines: Vec<&str> = users.lines().collect();
+    assert_eq!(lines.len(), 3, "{users}");
+    assert!(
+        lines[0].starts_with("NAME ") && lines[0].contains("ROLE") && lines[0].ends_with("LAST SIGN-IN"),
+        "{users}"
+    );
+    assert!(lines[1].starts_with("alice  ") && lines[2].starts_with("bob  "), "{users}");
+    let column = lines[0].find("ROLE").unwrap();
+    assert_eq!(lines[1].find("admin"), Some(column), "aligned: {users}");
+    assert_eq!(lines[2].find("user"), Some(column), "aligned: {users}");
+
+    let sessions = dashboard_on_terminal(&app.db, &["sessions", "list"]);
+    let lines: Vec<&str> = sessions.lines().collect();
+    assert_eq!(lines.len(), 2, "{sessions}");
+    assert!(
+        lines[0].starts_with("ID ") && lines[0].contains("LAST SEEN") && lines[0].ends_with("USER AGENT"),
+        "{sessions}"
+    );
+    let piped = ok(dashboard(&app.db, &["sessions", "list"], None));
+    assert_eq!(piped.lines().count(), 1, "{piped}");
+    assert!(!piped.contains("LAST SEEN") && piped.contains("\tbob\t"), "{piped}");
 }
 
 async fn migrate_applies_pending_migrations(kind: DbKind) {
     let db = TestDb::new(kind);
     let first = ok(dashboard(&db, &["migrate"], None));
-    assert!(first.starts_with("applied ") && first.trim() != "applied 0 migrations", "{first}");
+    let applied = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
+    assert_eq!(first.trim(), format!("applied {applied} migrations"));
     assert_eq!(ok(dashboard(&db, &["migrate"], None)).trim(), "applied 0 migrations");
     // A command on a new database migrates it first.
     let fresh = TestDb::new(kind);
@@ -242,6 +330,85 @@ fn a_bad_configuration_stops_with_a_message_naming_the_variable() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(name), "{name}: {stderr}");
     }
+    assert!(!dir.path().join("x.db").exists(), "nothing was created");
+}
+
+/// Runs the binary in `dir` with `env`, killing it after 60 s should it not stop by itself.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+    cmd.args(args).current_dir(dir).env("RUST_LOG", "warn").stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_port_in_use_names_the_address_and_dashboard_listen() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let db = dir.path().join("x.db");
+    let out = run_in(dir.path(), &["serve"], &[("DATABASE_URL", db.to_str().unwrap()), ("DASHBOARD_LISTEN", &addr)]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(&addr) && out.stderr.contains("DASHBOARD_LISTEN"), "{}", out.stderr);
+    assert!(out.stderr.contains("already in use"), "{}", out.stderr);
+    assert!(!out.stdout.contains("listening on"), "{}", out.stdout);
+}
+
+#[test]
+fn a_sqlite_file_in_a_missing_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let db = missing.join("dashboard.db");
+    for args in [&["migrate"][..], &["user", "list"], &["serve"]] {
+        let out =
+            run_in(dir.path(), args, &[("DATABASE_URL", db.to_str().unwrap()), ("DASHBOARD_LISTEN", "127.0.0.1:0")]);
+        assert_ne!(out.code, 0, "{args:?}");
+        assert!(out.stderr.contains(db.to_str().unwrap()), "{args:?} names the file: {}", out.stderr);
+        let why = format!("the directory `{}` does not exist", missing.display());
+        assert!(out.stderr.contains(&why), "{args:?} says why: {}", out.stderr);
+    }
+}
+
+#[test]
+fn configuration_errors_say_what_is_expected_and_exit_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("x.db");
+    let db = db.to_str().unwrap();
+    let out = run_in(
+        dir.path(),
+        &["migrate"],
+        &[
+            ("DATABASE_URL", db),
+            ("DASHBOARD_SESSION_IDLE_TIMEOUT", "2h"),
+            ("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "30m"),
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT")
+            && out.stderr.contains("DASHBOARD_SESSION_IDLE_TIMEOUT"),
+        "{}",
+        out.stderr
+    );
+    let out = run_in(dir.path(), &["migrate"], &[("DATABASE_URL", db), ("DASHBOARD_PRUNE_INTERVAL", "often")]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("DASHBOARD_PRUNE_INTERVAL") && out.stderr.contains("90s, 15m, 2h"), "{}", out.stderr);
+    assert!(!out.stderr.contains("expected number"), "no parser jargon: {}", out.stderr);
     assert!(!dir.path().join("x.db").exists(), "nothing was created");
 }
 

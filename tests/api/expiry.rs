@@ -50,7 +50,7 @@ async fn the_absolute_timeout_ends_an_active_session(kind: DbKind) {
     .await;
     app.create_user("alice", Role::User).await;
     app.login("alice", PASSWORD).await;
-    assert!(idle_expiry(&app).await <= app.clock.now_ms() + 3600_000, "idle expiry never passes the absolute one");
+    assert!(idle_expiry(&app).await <= app.clock.now_ms() + 3_600_000, "idle expiry never passes the absolute one");
 
     app.clock.advance(Duration::from_secs(50 * 60));
     assert_eq!(app.get("/").await.status(), 200);

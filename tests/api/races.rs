@@ -94,7 +94,11 @@ async fn a_password_change_whose_hash_is_held_loses_to_an_admin_revocation(kind:
     let mut held = app.hasher.hold_next();
     let change = alice.submit_in_background("/account/password", "/account/password", &change_fields()).await;
     held.reached().await;
-    app.with_db(move |c| Ok(accounts::end_session(c, &id, Ending::Any(Actor::Admin("root"))).unwrap())).await;
+    app.with_db(move |c| {
+        accounts::end_session(c, &id, Ending::Any(Actor::Admin("root"))).unwrap();
+        Ok(())
+    })
+    .await;
     held.release();
 
     let res = change.await.unwrap();

@@ -108,7 +108,9 @@ async fn a06_repeated_failures_lock_the_username_with_429_whatever_the_forwarded
     let res = app.login("alice", PASSWORD).await;
     assert_eq!(res.status(), 429, "even the right password waits");
     assert!(res.headers().contains_key("retry-after"));
-    assert!(res.text().await.unwrap().contains("wait"));
+    let page = res.text().await.unwrap();
+    assert!(page.contains("wait"));
+    assert!(!page.contains("Go to the dashboard") && page.contains(r#"href="/login""#), "not signed in: {page}");
     assert_eq!(app.session_rows().await, 0);
 
     // Names that do not exist lock the same way (no enumeration through the lock).
@@ -427,5 +429,13 @@ async fn audit_events_record_who_did_what_without_secrets(kind: DbKind) {
     app.login("root", PASSWORD).await;
     let html = app.get("/admin/events?user=alice&kind=role_changed").await.text().await.unwrap();
     assert_eq!(html.matches("<tr data-event-kind=").count(), 1, "{html}");
+    // Kinds read as words; the stored kind stays in an attribute and in the filter's values.
+    assert!(html.contains(r#"<td data-label="Event" data-kind="role_changed">Role changed</td>"#), "{html}");
+    assert!(html.contains(r#"<option value="role_changed" selected>Role changed</option>"#), "{html}");
+    assert!(html.contains(r#"<option value="sign_in_failed">Sign-in failed</option>"#), "{html}");
+    let all = app.get("/admin/events").await.text().await.unwrap();
+    assert!(!all.contains(">sign_in_failed<") && all.contains(">Sign-in failed<"), "{all}");
+    // An empty cell is the same dash as on the other pages (a sign-in has no actor).
+    assert!(all.contains(r#"<td data-label="By">—</td>"#) && !all.contains(">-<"), "{all}");
     assert_eq!(app.get("/admin/events?kind=bogus").await.status(), 400);
 }

@@ -64,7 +64,7 @@ pub async fn list(
     })
     .await?;
     let page = Page::from_rows(rows, PAGE_SIZE as usize, |e| format!("{}.{}", e.at, e.id));
-    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "—".into());
     let events = page
         .items
         .iter()
