@@ -1,5 +1,6 @@
 //! Authentication: passwords, the guard, CSRF, client addresses and the signed-in user.
 
+pub mod attempts;
 pub mod csrf;
 pub mod guard;
 pub mod password;

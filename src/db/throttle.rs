@@ -27,35 +27,63 @@ pub fn locked_until(conn: &mut DbConn, keys: &[&str], now: i64) -> QueryResult<O
         .first::<Option<i64>>(conn)
 }
 
-/// Counts one failure for `key`; failures older than `window` no longer count. When the count
-/// reaches `limit`, the key is locked until `now + window` and its count starts again from zero.
-/// Returns true when this failure set the lock.
+/// Reserves one attempt for `key` **before** the password (or code) is checked: one statement that
+/// counts the attempt and refuses it at the limit, so parallel requests cannot outrun the lock. An
+/// attempt counts from here; failures older than `window` no longer count. Refused (false) while the
+/// key is locked or `limit` attempts are already counted in the window, checked or in flight.
+pub fn reserve(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
+    // Portable: SQLite ≥ 3.24 and PostgreSQL share ON CONFLICT … DO UPDATE … WHERE. A row whose
+    // update the WHERE refuses counts as 0 rows on both.
+    let sql = portable_sql(
+        conn,
+        "INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES ($1, 1, $2, 0) \
+         ON CONFLICT (key) DO UPDATE SET \
+         failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+         last_failure_at = $2 \
+         WHERE login_throttle.locked_until <= $2 \
+         AND (login_throttle.last_failure_at < $3 OR login_throttle.failures < $4)",
+    );
+    let reserved = crate::on_backend!(conn, |c| diesel::sql_query(sql)
+        .bind::<Text, _>(key)
+        .bind::<BigInt, _>(now)
+        .bind::<BigInt, _>(now - window)
+        .bind::<BigInt, _>(limit)
+        .execute(c)?);
+    Ok(reserved == 1)
+}
+
+/// The reserved attempt failed: it stays counted, and when the count has reached `limit` the key is
+/// locked until `now + window` (and its count starts again from zero). Returns true when this
+/// failure set the lock.
+pub fn fail(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
+    let sql = portable_sql(
+        conn,
+        "UPDATE login_throttle SET locked_until = $2, failures = 0 \
+         WHERE key = $1 AND failures >= $3 AND locked_until <= $4",
+    );
+    let locked = crate::on_backend!(conn, |c| diesel::sql_query(sql)
+        .bind::<Text, _>(key)
+        .bind::<BigInt, _>(now + window)
+        .bind::<BigInt, _>(limit)
+        .bind::<BigInt, _>(now)
+        .execute(c)?);
+    Ok(locked == 1)
+}
+
+/// The reserved attempt was not a failure (it succeeded, or was not checked after all): it no longer
+/// counts.
+pub fn release(conn: &mut DbConn, key: &str) -> QueryResult<usize> {
+    diesel::update(login_throttle::table.find(key).filter(login_throttle::failures.gt(0)))
+        .set(login_throttle::failures.eq(login_throttle::failures - 1))
+        .execute(conn)
+}
+
+/// Counts one failure for `key` at once (reserve, then fail): for tests and callers that check
+/// nothing. Returns true when it set the lock.
 pub fn record_failure(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
-    // One upsert (portable: SQLite ≥ 3.24 and PostgreSQL share ON CONFLICT … DO UPDATE), then a
-    // conditional lock; both are writes, so SQLite's transaction never upgrades a read lock.
     conn.transaction(|conn| {
-        let upsert = portable_sql(
-            conn,
-            "INSERT INTO login_throttle (key, failures, last_failure_at, locked_until) VALUES ($1, 1, $2, 0) \
-             ON CONFLICT (key) DO UPDATE SET \
-             failures = CASE WHEN login_throttle.last_failure_at < $3 THEN 1 ELSE login_throttle.failures + 1 END, \
-             last_failure_at = $2",
-        );
-        let lock = portable_sql(
-            conn,
-            "UPDATE login_throttle SET locked_until = $2, failures = 0 WHERE key = $1 AND failures >= $3",
-        );
-        let since = now - window;
-        let until = now + window;
-        let locked = crate::on_backend!(conn, |c| {
-            diesel::sql_query(upsert)
-                .bind::<Text, _>(key)
-                .bind::<BigInt, _>(now)
-                .bind::<BigInt, _>(since)
-                .execute(c)?;
-            diesel::sql_query(lock).bind::<Text, _>(key).bind::<BigInt, _>(until).bind::<BigInt, _>(limit).execute(c)?
-        });
-        Ok(locked == 1)
+        reserve(conn, key, now, window, limit)?;
+        fail(conn, key, now, window, limit)
     })
 }
 

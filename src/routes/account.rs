@@ -10,8 +10,10 @@ use serde::Deserialize;
 use super::views::SessionView;
 use super::{refuse, render, see_other, Done, Layout};
 use crate::accounts::{self, AccountError, Ending, OwnPasswordChange};
+use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
+use crate::db::events::{self, NewEvent};
 use crate::db::{self, sessions, users};
 use crate::error::AppError;
 use crate::state::State;
@@ -109,15 +111,31 @@ pub async fn change_password(
             min_length,
         })
     };
+    // The current password is a password check like a sign-in: it counts against the same lock of
+    // the username, reserved before hashing (so a stolen session cannot guess it for ever).
+    let counter = [Counter::user(&state, &user.username)];
+    if let Err(until) = attempts::reserve(&state, &counter).await? {
+        tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: locked out");
+        return super::login::locked(until, state.now_ms());
+    }
     let id = user.user_id.clone();
     let stored =
         db::run(&state.pool, move |conn| Ok(users::find_by_id(conn, &id)?)).await?.ok_or(AppError::Unauthenticated)?;
     let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH
         && state.hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone())).await?;
     if !current_ok {
-        tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: wrong current password");
+        let locked = !attempts::fail(&state, &counter).await?.is_empty();
+        tracing::warn!(username = %user.username, session = %user.session_id, locked, "password change refused: wrong current password");
+        let name = user.username.clone();
+        let event =
+            NewEvent::new("sign_in_failed").user(&name).session(&user.session_id).detail("wrong current password");
+        events::log(&state.pool, event).await;
+        if locked {
+            events::log(&state.pool, NewEvent::new("locked_out").user(name).detail("username")).await;
+        }
         return again("The current password is not right.".into());
     }
+    attempts::release(&state, &counter).await?;
     if let Err(refusal) =
         accounts::check_new_password(&new_password, Some(&confirm_password), &user.username, min_length)
     {

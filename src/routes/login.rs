@@ -9,13 +9,14 @@ use serde::Deserialize;
 
 use super::{refuse, render, see_other, Layout};
 use crate::accounts::{self, AccountError, CloudGrant, NewSession, PasswordSignIn};
+use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::guard::EndedSession;
 use crate::auth::password;
 use crate::auth::{is_local_path, CurrentUser};
 use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::events::{self, NewEvent};
-use crate::db::{self, throttle, users};
+use crate::db::{self, users};
 use crate::error::AppError;
 use crate::state::State;
 
@@ -83,7 +84,7 @@ fn invalid(csrf: &CsrfToken, next: Option<String>, username: String) -> Result<H
     })
 }
 
-fn locked(until: i64, now: i64) -> Result<HttpResponse, AppError> {
+pub(crate) fn locked(until: i64, now: i64) -> Result<HttpResponse, AppError> {
     let minutes = ((until - now) as f64 / 60_000.0).ceil().max(1.0);
     let page = LockedPage {
         status: 429,
@@ -111,25 +112,20 @@ pub async fn submit(
     let ip = state.client_ip(&req);
     let next = next.filter(|n| is_local_path(n));
     let shown_username: String = username.trim().chars().take(64).collect();
-    let (user_key, ip_key) = (throttle::user_key(&username), throttle::ip_key(&ip));
+    let counters = [Counter::user(&state, &username), Counter::ip(&state, &ip)];
 
-    // One round trip: the account (if any) and whether this name or this address is locked.
+    // An attempt is reserved on the username's and the address's counters before anything is
+    // hashed; at the limit (or while locked) nothing is, whatever the name, existing or not.
+    if let Err(until) = attempts::reserve(&state, &counters).await? {
+        tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
+        return locked(until, state.now_ms());
+    }
     let name = users::normalize_username(&username).ok();
-    let keys = (user_key.clone(), ip_key.clone());
-    let now = state.now_ms();
-    let (user, locked_until) = db::run(&state.pool, move |conn| {
-        let user = match &name {
-            Some(name) => users::find_by_username(conn, name)?,
-            None => None,
-        };
-        Ok((user, throttle::locked_until(conn, &[&keys.0, &keys.1], now)?))
+    let user = db::run(&state.pool, move |conn| match &name {
+        Some(name) => Ok(users::find_by_username(conn, name)?),
+        None => Ok(None),
     })
     .await?;
-    if let Some(until) = locked_until {
-        // Locked: no hashing at all, whatever the name, existing or not.
-        tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
-        return locked(until, now);
-    }
 
     // Over-long passwords are refused before any hashing; unknown users still cost one verification
     // (against a dummy hash) so that timing does not tell them apart from known ones.
@@ -141,20 +137,19 @@ pub async fn submit(
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in failed");
-            let (window, user_limit, ip_limit) = (
-                crate::util::duration_ms(state.config.login_lockout),
-                i64::from(state.config.login_max_failures),
-                i64::from(state.config.ip_max_failures()),
-            );
+            let locked = attempts::fail(&state, &counters).await?;
             let (name, addr) = (shown_username.clone(), ip.clone());
-            let now = state.now_ms();
+            let what = match (locked.contains(&counters[0].key), locked.contains(&counters[1].key)) {
+                (true, _) => Some("username"),
+                (false, true) => Some("client address"),
+                _ => None,
+            };
+            if let Some(what) = what {
+                tracing::warn!(username = %name, client_ip = %addr, locked = what, "sign-in locked out");
+            }
             db::run(&state.pool, move |conn| {
-                let user_locked = throttle::record_failure(conn, &user_key, now, window, user_limit)?;
-                let ip_locked = throttle::record_failure(conn, &ip_key, now, window, ip_limit)?;
                 events::record(conn, &NewEvent::new("sign_in_failed").user(&name).ip(&addr))?;
-                if user_locked || ip_locked {
-                    let what = if user_locked { "username" } else { "client address" };
-                    tracing::warn!(username = %name, client_ip = %addr, locked = what, "sign-in locked out");
+                if let Some(what) = what {
                     events::record(conn, &NewEvent::new("locked_out").user(&name).ip(&addr).detail(what))?;
                 }
                 Ok(())
@@ -163,6 +158,9 @@ pub async fn submit(
             return invalid(&csrf, next, shown_username);
         }
     };
+    // The password was right: this attempt was not a guess.
+    attempts::release(&state, &counters[1..]).await?;
+    let user_key = counters[0].key.clone();
 
     // Cloud access: only now that the password is verified (no amplification by wrong guesses).
     let cloud_token = match state.cloud.as_ref() {
@@ -174,6 +172,7 @@ pub async fn submit(
                 let event =
                     NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("cloud access unavailable");
                 events::log(&state.pool, event).await;
+                attempts::release(&state, &counters[..1]).await?; // the password was right
                 return invalid(&csrf, next, shown_username);
             }
             Err(e) => {
@@ -216,6 +215,7 @@ pub async fn submit(
         Err(AccountError::Changed) => {
             // Reset or disabled while the password was being checked: that check no longer holds.
             crate::session::abandon(&session);
+            attempts::fail(&state, &counters[..1]).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
             invalid(&csrf, next, shown_username)
         }

@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod cloud;
 mod expiry;
+mod limits;
 mod login;
 mod migrations;
 mod pages;

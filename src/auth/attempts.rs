@@ -1,0 +1,92 @@
+//! Failed-attempt limits that parallel requests cannot outrun. Every check of a password (sign-in,
+//! the current password of a password change) first **reserves** an attempt on each of its counters
+//! (the submitted username's, and at sign-in the client address's) in one transaction, before any
+//! hashing: at the limit the reservation is refused and nothing is hashed. So with a limit of N, at
+//! most N wrong attempts for a username are ever checked before the lock, however many arrive at
+//! once. A failed check keeps its reservation (and may set the lock); a successful one gives it back.
+
+use diesel::Connection as _;
+
+use crate::db::{self, throttle};
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::util::duration_ms;
+
+/// A counter to reserve an attempt on, with its limit.
+#[derive(Clone, Debug)]
+pub struct Counter {
+    pub key: String,
+    pub limit: i64,
+}
+
+impl Counter {
+    /// The submitted username's counter (existing or not).
+    pub fn user(state: &AppState, submitted: &str) -> Self {
+        Counter { key: throttle::user_key(submitted), limit: i64::from(state.config.login_max_failures) }
+    }
+
+    /// The client address's counter (ten times the username's limit: spraying one password over many
+    /// names is stopped too).
+    pub fn ip(state: &AppState, ip: &str) -> Self {
+        Counter { key: throttle::ip_key(ip), limit: i64::from(state.config.ip_max_failures()) }
+    }
+}
+
+/// Reserves one attempt on every counter, or on none: `Err(retry_at)` (epoch ms) when one of them is
+/// locked or at its limit.
+pub async fn reserve(state: &AppState, counters: &[Counter]) -> Result<Result<(), i64>, AppError> {
+    let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
+    let reserved = db::run(&state.pool, move |conn| {
+        let refused = conn.transaction(|conn| {
+            for c in &counters {
+                if !throttle::reserve(conn, &c.key, now, window, c.limit)? {
+                    // Undo the reservations made so far: this attempt is not checked at all.
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+            }
+            Ok(())
+        });
+        match refused {
+            Ok(()) => Ok(Ok(())),
+            Err(diesel::result::Error::RollbackTransaction) => {
+                let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
+                // Locked: until the lock ends. At the limit with attempts still being checked: the
+                // next moment one of them may give its reservation back.
+                let until = throttle::locked_until(conn, &keys, now)?.unwrap_or(now + 1_000);
+                Ok(Err(until))
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await?;
+    Ok(reserved)
+}
+
+/// The checked attempt failed: the reservations stay counted; returns the keys this failure locked.
+pub async fn fail(state: &AppState, counters: &[Counter]) -> Result<Vec<String>, AppError> {
+    let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
+    db::run(&state.pool, move |conn| {
+        let mut locked = Vec::new();
+        for c in &counters {
+            if throttle::fail(conn, &c.key, now, window, c.limit)? {
+                locked.push(c.key.clone());
+            }
+        }
+        Ok(locked)
+    })
+    .await
+    .map_err(AppError::from)
+}
+
+/// The checked attempt was not a failure: its reservations are given back.
+pub async fn release(state: &AppState, counters: &[Counter]) -> Result<(), AppError> {
+    let counters = counters.to_vec();
+    db::run(&state.pool, move |conn| {
+        for c in &counters {
+            throttle::release(conn, &c.key)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(AppError::from)
+}
