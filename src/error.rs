@@ -21,8 +21,31 @@ pub enum AppError {
     BadRequest(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The database could not be reached: `503` with `Retry-After`.
+    #[error("database unavailable")]
+    Unavailable,
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(e: anyhow::Error) -> Self {
+        if e.is::<crate::db::Unavailable>() {
+            AppError::Unavailable
+        } else {
+            AppError::Internal(e)
+        }
+    }
+}
+
+/// The `503` page while the database is unavailable (logged once per outage, not per request).
+pub fn unavailable_page() -> HttpResponse {
+    let mut page = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("The dashboard cannot reach its database right now. Please try again in a moment."),
+    );
+    page.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    page
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -73,6 +96,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +105,7 @@ impl ResponseError for AppError {
         match self {
             AppError::Unauthenticated => HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish(),
             AppError::Forbidden(msg) | AppError::BadRequest(msg) => error_page(self.status_code(), Some(msg)),
+            AppError::Unavailable => unavailable_page(),
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 error_page(self.status_code(), None)

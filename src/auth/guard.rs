@@ -26,6 +26,10 @@ pub async fn require_session(
     } else if context::named_ended_session() {
         req.extensions_mut().insert(EndedSession);
     }
+    if !signed_in && context::database_unavailable() && !crate::routes::is_public(req.path()) {
+        // The session could not be read: neither signed in nor signed out, so a 503, not a redirect.
+        return Ok(req.into_response(crate::error::unavailable_page()).map_into_right_body());
+    }
     if !signed_in && !crate::routes::is_public(req.path()) {
         let target = match req.query_string() {
             "" => req.path().to_owned(),

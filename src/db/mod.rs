@@ -125,7 +125,9 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
         // A broken connection shows as a query error (and `has_broken`); pinging on every checkout
         // would double the queries of every page.
         .test_on_check_out(false)
-        .connection_timeout(Duration::from_secs(10))
+        // When the database is gone, a request waits at most this long for a connection before its
+        // 503 page (contract §8: within 5 s).
+        .connection_timeout(Duration::from_secs(3))
         .build(manager)
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
     Ok(pool)
@@ -155,6 +157,33 @@ pub fn revert_all(conn: &mut DbConn) -> anyhow::Result<usize> {
     }
 }
 
+/// The database could not be reached (no connection, or the connection broke during the call): the
+/// request gets a `503` page, not a `500`.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// Whether the database is known to be unreachable right now: one warning when an outage starts,
+/// one line when it ends, not one per request.
+static DATABASE_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that the database did not answer; returns the error for the request.
+pub fn note_unavailable(cause: impl std::fmt::Display) -> Unavailable {
+    if !DATABASE_DOWN.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(error = %cause, "the database is unavailable; answering 503 until it is back");
+    }
+    Unavailable(cause.to_string())
+}
+
+/// Notes that the database answered (cheap: one atomic load when nothing changed).
+pub fn note_available() {
+    if DATABASE_DOWN.load(std::sync::atomic::Ordering::Relaxed)
+        && DATABASE_DOWN.swap(false, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::info!("the database is available again");
+    }
+}
+
 /// How many database calls may be on the blocking pool at once. Without a bound, a burst of requests
 /// parks dozens of threads on the connection pool's lock; with it they wait as cheap async tasks.
 static DB_CALLS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
@@ -169,8 +198,16 @@ where
     let _permit = DB_CALLS.acquire().await?;
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|e| anyhow::anyhow!("no database connection: {e}"))?;
-        f(&mut conn)
+        let mut conn = pool.get().map_err(|e| anyhow::Error::new(note_unavailable(format!("no connection: {e}"))))?;
+        match f(&mut conn) {
+            Ok(v) => {
+                note_available();
+                Ok(v)
+            }
+            // A connection that broke during the call means the database went away.
+            Err(e) if conn.is_broken() => Err(anyhow::Error::new(note_unavailable(format!("{e:#}")))),
+            Err(e) => Err(e),
+        }
     })
     .await
     .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?

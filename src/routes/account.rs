@@ -146,7 +146,7 @@ pub async fn change_password(
     }
     let new_hash = state.hasher.hash(SecretString::from(new_password)).await?;
     // A new token for the current session too: whoever else held it is out.
-    let token = crate::session::prepare(&req, &session, &user.user_id)?;
+    let token = crate::session::NewToken::new(String::new()); // the row keeps its data
     let change = OwnPasswordChange {
         user_id: user.user_id.clone(),
         session_id: user.session_id.clone(),
@@ -158,7 +158,7 @@ pub async fn change_password(
     };
     match db::run(&state.pool, move |conn| Ok(accounts::change_own_password(conn, &change))).await? {
         Ok(ended) => {
-            crate::session::hand_over(token);
+            crate::session::renewed(&req, &user.user_id, token)?;
             tracing::info!(username = %user.username, session = %user.session_id, ended, "password changed");
             Ok(see_other("/account/password?done=password-changed"))
         }

@@ -206,7 +206,10 @@ pub async fn submit(
             now: state.now_ms(),
         },
     };
-    match db::run(&state.pool, move |conn| Ok(accounts::sign_in(conn, &sign_in))).await? {
+    match db::run(&state.pool, move |conn| Ok(accounts::sign_in(conn, &sign_in)))
+        .await
+        .map_err(|e| crate::session::abandoned(&session, e))?
+    {
         Ok(_) => {
             crate::session::hand_over(token);
             tracing::info!(username = %user.username, client_ip = %ip, "sign-in succeeded");
@@ -219,6 +222,9 @@ pub async fn submit(
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
             invalid(&csrf, next, shown_username)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            crate::session::abandon(&session);
+            Err(e.into())
+        }
     }
 }

@@ -113,7 +113,8 @@ pub async fn submit(
     let created = db::run(&state.pool, move |conn| {
         Ok(accounts::set_up_first_admin(conn, &spent, &admin_id, &new_name, &hash, &new_session))
     })
-    .await?;
+    .await
+    .map_err(|e| crate::session::abandoned(&session, e))?;
     match created {
         Ok(admin) => {
             crate::session::hand_over(new_token);

@@ -24,6 +24,7 @@ use super::LiveSession;
 pub struct RequestSession {
     loaded: Option<LiveSession>,
     named_ended_session: bool,
+    database_unavailable: bool,
     issued: Option<SecretString>,
 }
 
@@ -61,6 +62,16 @@ pub fn take_loaded() -> Option<LiveSession> {
 /// True when this request's cookie was ours but named a session that expired or was ended.
 pub fn named_ended_session() -> bool {
     with(|s| s.named_ended_session).unwrap_or(false)
+}
+
+/// For the store's `load`: the session could not be read because the database is unavailable.
+pub(super) fn set_database_unavailable() {
+    with(|s| s.database_unavailable = true);
+}
+
+/// True when this request's session could not be read: the database is unavailable.
+pub fn database_unavailable() -> bool {
+    with(|s| s.database_unavailable).unwrap_or(false)
 }
 
 /// For a handler: the token of the session row it just created or rotated; `save` gives it to the

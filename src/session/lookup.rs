@@ -72,10 +72,12 @@ impl SessionLookup {
         self.jobs
             .send(Job { token_hash, reply })
             .map_err(|_| anyhow::anyhow!("the session lookup thread has stopped"))?;
-        answer
+        let found = answer
             .await
             .map_err(|_| anyhow::anyhow!("the session lookup thread has stopped"))?
-            .map_err(|e| anyhow::anyhow!("session lookup failed: {e}"))
+            .map_err(|e| anyhow::Error::new(db::note_unavailable(format!("session lookup failed: {e}"))))?;
+        db::note_available();
+        Ok(found)
     }
 }
 

@@ -74,6 +74,16 @@ impl NewToken {
     }
 }
 
+/// The signed-in session's row now has `token` (rotated in place by the accounts service): the
+/// request's cookie gets it, through actix-identity's renewal. Before the rotation succeeded nothing
+/// about the request's session changes, so a refusal or an error leaves the session as it was.
+pub fn renewed(req: &HttpRequest, user_id: &str, token: NewToken) -> Result<(), AppError> {
+    Identity::login(&req.extensions(), user_id.to_owned())
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("cannot renew the session: {e}")))?;
+    hand_over(token);
+    Ok(())
+}
+
 /// The row for `token` is written: the response's cookie carries it.
 pub fn hand_over(token: NewToken) {
     context::set_issued(token.token);
@@ -83,4 +93,10 @@ pub fn hand_over(token: NewToken) {
 /// signed out, and no session is stored.
 pub fn abandon(session: &Session) {
     session.purge();
+}
+
+/// [`abandon`], for an error on the way: returns the error for the handler.
+pub fn abandoned(session: &Session, error: anyhow::Error) -> AppError {
+    abandon(session);
+    error.into()
 }

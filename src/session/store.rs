@@ -61,6 +61,17 @@ impl DbSessionStore {
     }
 }
 
+/// The session could not be read or kept: the request goes on as anonymous, marked so that the guard
+/// answers `503` (not a bare `500` from the session middleware, and not a redirect to sign in).
+fn unavailable(cause: anyhow::Error) -> Option<HashMap<String, String>> {
+    if !cause.is::<db::Unavailable>() {
+        // A failed query on a live connection (a missing table, a corrupt file): still no session.
+        db::note_unavailable(format!("{cause:#}"));
+    }
+    context::set_database_unavailable();
+    None
+}
+
 impl SessionStore for DbSessionStore {
     /// The session a cookie names, if it is live: its state for actix-session, and (through the
     /// request's context) the typed [`LiveSession`] for the guard.
@@ -68,7 +79,11 @@ impl SessionStore for DbSessionStore {
         let token_hash = sha256_hex(session_key.as_ref());
         let timeouts = self.timeouts;
         // The read goes to the lookup thread; the rare writes (expired row, due refresh) to the pool.
-        let Some(row) = self.lookup.find(token_hash).await.map_err(LoadError::Other)? else {
+        let found = match self.lookup.find(token_hash).await {
+            Ok(found) => found,
+            Err(e) => return Ok(unavailable(e)),
+        };
+        let Some(row) = found else {
             context::set_named_ended_session();
             return Ok(None);
         };
@@ -76,15 +91,17 @@ impl SessionStore for DbSessionStore {
         let role = Role::parse(&row.role);
         if row.idle_expires_at <= now || row.user_disabled() || role.is_none() {
             // The expired (or orphaned) row met on access is deleted now, not at the next prune.
-            db::run(&self.pool, move |conn| {
+            let deleted = db::run(&self.pool, move |conn| {
                 if sessions::delete_by_id(conn, &row.id)? == 1 && !row.user_disabled() {
                     let event = NewEvent::new("session_expired").user(&row.username).session(&row.id).ip(&row.ip);
                     events::record(conn, &event)?;
                 }
                 Ok(())
             })
-            .await
-            .map_err(LoadError::Other)?;
+            .await;
+            if let Err(e) = deleted {
+                return Ok(unavailable(e));
+            }
             context::set_named_ended_session();
             return Ok(None);
         }
@@ -93,9 +110,11 @@ impl SessionStore for DbSessionStore {
         let wanted = row.absolute_expires_at.map_or(wanted, |abs| wanted.min(abs));
         if wanted - row.idle_expires_at > duration_ms(timeouts.refresh_slack()) {
             let id = row.id.clone();
-            let refreshed = db::run(&self.pool, move |conn| Ok(sessions::refresh(conn, &id, now, wanted)?))
-                .await
-                .map_err(LoadError::Other)?;
+            let refreshed = match db::run(&self.pool, move |conn| Ok(sessions::refresh(conn, &id, now, wanted)?)).await
+            {
+                Ok(n) => n,
+                Err(e) => return Ok(unavailable(e)),
+            };
             if refreshed == 0 {
                 context::set_named_ended_session(); // ended while we were looking at it
                 return Ok(None);
@@ -123,9 +142,17 @@ impl SessionStore for DbSessionStore {
         _session_state: HashMap<String, String>,
         _ttl: &actix_web::cookie::time::Duration,
     ) -> Result<SessionKey, SaveError> {
-        let token = context::take_issued()
-            .ok_or_else(|| SaveError::Other(anyhow::anyhow!("refusing to store a session nobody signed in")))?;
-        SessionKey::try_from(token.expose_secret().to_owned()).map_err(|e| SaveError::Other(e.into()))
+        let token = match context::take_issued() {
+            Some(token) => token.expose_secret().to_owned(),
+            None => {
+                // A handler began a sign-in and then failed without abandoning it. No row exists for
+                // this request; the cookie gets a key that names nothing (rather than a bare 500 from
+                // the middleware).
+                tracing::warn!("a sign-in was begun but not completed; no session stored");
+                crate::util::random_alphanumeric(64)
+            }
+        };
+        SessionKey::try_from(token).map_err(|e| SaveError::Other(e.into()))
     }
 
     async fn update(

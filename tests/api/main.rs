@@ -12,6 +12,7 @@ mod expiry;
 mod limits;
 mod login;
 mod migrations;
+mod outage;
 mod pages;
 mod races;
 mod routes;
