@@ -191,7 +191,7 @@ impl Application {
             }
 
             // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
-            // request log, HTML error pages; then, for the session scope: session, identity, guard,
+            // the /cloud sandbox policy, request log, HTML error pages; then, for the session scope: session, identity, guard,
             // CSRF — so the guard sees the loaded session and redirects before any CSRF check.
             App::new()
                 .app_data(config.clone())
@@ -204,6 +204,8 @@ impl Application {
                 .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))
+                // Inside the default headers, so its sandbox policy replaces the dashboard's.
+                .wrap(from_fn(routes::cloud::isolate))
                 .wrap(headers)
                 .configure(routes::configure_public)
                 .service(
