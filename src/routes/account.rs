@@ -8,6 +8,7 @@ use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::filters;
 use super::views::SessionView;
 use super::{render, see_other, Done, Layout};
 use crate::auth::csrf::CsrfToken;

@@ -9,6 +9,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::filters::{self, path};
 use super::views::SessionView;
 use super::{render, see_other, Done, Layout};
 use crate::auth::csrf::CsrfToken;
@@ -32,6 +33,8 @@ struct SessionsPage {
     live_sessions: i64,
     users_signed_in: i64,
     filter: String,
+    /// Whether `filter` names an existing user (only then is there an "end all sessions" button).
+    known_user: bool,
     sessions: Vec<SessionView>,
     paged: bool,
     next_cursor: Option<String>,
@@ -89,6 +92,7 @@ pub async fn sessions(
         layout,
         live_sessions: summary.0,
         users_signed_in: summary.1,
+        known_user: known_user && filter.is_some(),
         filter: filter.unwrap_or_default(),
         sessions,
         paged: after.is_some(),
@@ -159,7 +163,7 @@ pub async fn revoke_session(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     if id == user.session_id && !form.confirmed() {
-        let action = format!("/admin/sessions/{id}/revoke");
+        let action = path(&["admin", "sessions", &id, "revoke"]);
         return confirm_page(
             user,
             &csrf,
@@ -195,7 +199,7 @@ pub async fn revoke_user_sessions(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
-        let action = format!("/admin/users/{name}/revoke-sessions");
+        let action = path(&["admin", "users", &name, "revoke-sessions"]);
         return confirm_page(
             user,
             &csrf,
@@ -389,7 +393,7 @@ pub async fn disable(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
-        let action = format!("/admin/users/{name}/disable");
+        let action = path(&["admin", "users", &name, "disable"]);
         return confirm_page(
             user,
             &csrf,

@@ -11,6 +11,7 @@ mod cloud;
 mod expiry;
 mod login;
 mod migrations;
+mod names;
 mod pages;
 mod security;
 mod sessions;
