@@ -149,9 +149,9 @@ impl Application {
             }
 
             // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
-            // request log, HTML error pages; then, for the session scope: the request's session
-            // context, session, identity, guard, CSRF — so the guard sees the loaded session and
-            // redirects before any CSRF check.
+            // the /cloud sandbox policy, request log, HTML error pages; then, for the session scope:
+            // the request's session context, session, identity, guard, CSRF — so the guard sees the
+            // loaded session and redirects before any CSRF check.
             App::new()
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
@@ -159,6 +159,8 @@ impl Application {
                 .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))
+                // Inside the default headers, so its sandbox policy replaces the dashboard's.
+                .wrap(from_fn(routes::cloud::isolate))
                 .wrap(headers)
                 .configure(routes::configure_open)
                 .service(

@@ -38,7 +38,41 @@ pub struct CloudAccess {
     pub api_url: url::Url,
     pub required: bool,
     cipher: ChaCha20Poly1305,
-    backoff: Mutex<HashMap<String, Instant>>,
+    backoff: Mutex<Backoff>,
+}
+
+/// Per session, when the gateway may be asked again. A failure blocks every request for a new
+/// token until `failed`; a forced renewal (after a `401` from the Cloud API) blocks further forced
+/// renewals until `forced`, so a Cloud API refusing every token costs at most one token request
+/// per session per [`RETRY_AFTER`]. Expired entries are dropped whenever one is added.
+#[derive(Default)]
+struct Backoff {
+    failed: HashMap<String, Instant>,
+    forced: HashMap<String, Instant>,
+}
+
+impl Backoff {
+    /// Whether a request for a new token may go to the gateway now; a forced one is recorded.
+    fn admit(&mut self, session_id: &str, force: bool) -> bool {
+        let now = Instant::now();
+        if self.failed.get(session_id).is_some_and(|until| now < *until) {
+            return false;
+        }
+        if force {
+            if self.forced.get(session_id).is_some_and(|until| now < *until) {
+                return false;
+            }
+            self.forced.retain(|_, until| *until > now);
+            self.forced.insert(session_id.to_owned(), now + RETRY_AFTER);
+        }
+        true
+    }
+
+    fn failed(&mut self, session_id: &str) {
+        let now = Instant::now();
+        self.failed.retain(|_, until| *until > now);
+        self.failed.insert(session_id.to_owned(), now + RETRY_AFTER);
+    }
 }
 
 /// What the dashboard says about cloud access.
@@ -71,7 +105,7 @@ impl CloudAccess {
             api_url: api_url.clone(),
             required: settings.cloud_required,
             cipher: ChaCha20Poly1305::new(&key.into()),
-            backoff: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(Backoff::default()),
         }))
     }
 
@@ -119,7 +153,8 @@ impl CloudAccess {
 
     /// A valid token for the signed-in user's current role: the stored one, or a new one when it is
     /// missing, about to expire, for another role (after a role change), or `force`d (after a `401`
-    /// from the Cloud API). `None` when cloud access is unavailable for now.
+    /// from the Cloud API). `None` when cloud access is unavailable for now, or when a forced
+    /// renewal was already made for this session within [`RETRY_AFTER`].
     pub async fn token_for(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<SecretString> {
         self.token_until(pool, user, force).await.map(|(token, _)| token)
     }
@@ -138,11 +173,9 @@ impl CloudAccess {
                 }
             }
         }
-        {
-            let backoff = self.backoff.lock().await;
-            if backoff.get(&user.session_id).is_some_and(|until| Instant::now() < *until) && !force {
-                return None;
-            }
+        // Checked and recorded under one lock, so parallel 401s admit one forced renewal.
+        if !self.backoff.lock().await.admit(&user.session_id, force) {
+            return None;
         }
         match self.obtain(user.role).await {
             Ok(token) => {
@@ -154,16 +187,13 @@ impl CloudAccess {
                 if let Err(e) = saved {
                     tracing::warn!(error = %e, session = %user.session_id, "could not store the gateway token");
                 }
-                self.backoff.lock().await.remove(&user.session_id);
+                self.backoff.lock().await.failed.remove(&user.session_id);
                 tracing::info!(session = %user.session_id, role = %user.role, "obtained a gateway token");
                 Some((token.access_token, token.expires_at))
             }
             Err(e) => {
                 tracing::warn!(session = %user.session_id, error = %e, "cloud access unavailable");
-                let mut backoff = self.backoff.lock().await;
-                let now = Instant::now();
-                backoff.retain(|_, until| *until > now);
-                backoff.insert(user.session_id.clone(), now + RETRY_AFTER);
+                self.backoff.lock().await.failed(&user.session_id);
                 None
             }
         }

@@ -76,20 +76,29 @@ struct NewUser<'a> {
     created_at: i64,
 }
 
-/// Usernames are 1–64 characters of lowercase letters, digits, `.`, `_` and `-`; input is
-/// lowercased first, so `Alice` and `alice` are one account.
+/// Usernames are 1–64 characters of ASCII letters, digits, `.`, `_` and `-`, not only dots;
+/// input is lowercased, so `Alice` and `alice` are one account. Every place that sets a name
+/// (sign-up by an admin, first-admin setup, the command line) goes through here.
+///
+/// The characters are checked before lowercasing, and only ASCII is lowercased: Unicode
+/// lowercasing maps some non-ASCII letters to ASCII ones (the Kelvin sign `K` to `k`). A name of
+/// only dots (`.`, `..`) would be read as a dot segment in every URL that carries it, so no page
+/// could manage that user.
 pub fn normalize_username(raw: &str) -> Result<String, &'static str> {
-    let name = raw.trim().to_lowercase();
+    let name = raw.trim();
     if name.is_empty() {
         return Err("The username is empty.");
     }
     if name.chars().count() > 64 {
         return Err("The username is longer than 64 characters.");
     }
-    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')) {
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
         return Err("The username may hold only letters, digits, '.', '_' and '-'.");
     }
-    Ok(name)
+    if name.chars().all(|c| c == '.') {
+        return Err("The username must hold a letter, a digit, '_' or '-', not only dots.");
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 /// A new user id.
@@ -145,4 +154,33 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> QueryR
 
 pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_username;
+
+    #[test]
+    fn names_are_ascii_letters_digits_dot_underscore_dash_and_not_only_dots() {
+        for (raw, name) in [("Alice", "alice"), (" bob ", "bob"), ("a.b_c-d", "a.b_c-d"), ("...x", "...x"), ("_", "_")]
+        {
+            assert_eq!(normalize_username(raw).as_deref(), Ok(name), "{raw}");
+        }
+        assert_eq!(normalize_username(&"a".repeat(64)).map(|n| n.len()), Ok(64));
+        for bad in [
+            "",
+            "  ",
+            ".",
+            "..",
+            "...",
+            "dave/disable#",
+            "a b",
+            "a%2e",
+            "\u{212A}elvin", // the Kelvin sign lowercases to an ASCII `k`
+            "émile",
+            &"a".repeat(65),
+        ] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -7,6 +7,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::filters;
 use super::views::SessionView;
 use super::{refuse, render, see_other, Done, Layout};
 use crate::accounts::{self, AccountError, Ending, OwnPasswordChange};

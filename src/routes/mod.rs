@@ -4,6 +4,7 @@ pub mod account;
 pub mod admin;
 pub mod cloud;
 pub mod dashboard;
+pub mod filters;
 pub mod health;
 pub mod login;
 pub mod logout;

@@ -439,3 +439,164 @@ async fn the_token_and_the_client_secret_never_reach_the_log(kind: DbKind) {
         assert!(!log.contains(secret), "{secret} in the log");
     }
 }
+
+both_databases!(
+    cloud:
+    only_get_head_post_put_patch_and_delete_are_forwarded,
+    every_cloud_response_is_sandboxed_and_active_content_is_an_attachment,
+    upstream_401s_force_at_most_one_token_request_per_interval,
+    parameterised_and_double_encoded_climbs_are_refused,
+);
+
+/// The page's CSRF token, for `X-CSRF-Token`.
+async fn csrf_header(app: &TestApp) -> String {
+    let html = app.get("/").await.text().await.unwrap();
+    let start = html.find(r#"<meta name="csrf-token" content=""#).unwrap() + 33;
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+async fn only_get_head_post_put_patch_and_delete_are_forwarded(kind: DbKind) {
+    let c = cloud_app(kind, false, "s3cret-methods").await;
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).mount(&c.gateway).await;
+    // An upstream that echoes the request, headers included (what TRACE does).
+    Mock::given(path("/v1/echo"))
+        .respond_with(|req: &wiremock::Request| {
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "message/http")
+                .set_body_string(format!("{:?}", req.headers))
+        })
+        .mount(&c.api)
+        .await;
+    c.app.login("bob", PASSWORD).await;
+    let csrf = csrf_header(&c.app).await;
+    for refused in ["TRACE", "OPTIONS", "PROPFIND", "FOO"] {
+        let m = reqwest::Method::from_bytes(refused.as_bytes()).unwrap();
+        // With and without a CSRF token: never forwarded either way.
+        for with_token in [false, true] {
+            let mut req = c.app.client.request(m.clone(), c.app.url("/cloud/echo"));
+            if with_token {
+                req = req.header("x-csrf-token", &csrf);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 405, "{refused}");
+            assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{refused}");
+            let allow = res.headers()["allow"].to_str().unwrap().to_owned();
+            assert_eq!(allow, "GET, HEAD, POST, PUT, PATCH, DELETE");
+            let body = res.text().await.unwrap();
+            assert!(!body.contains("Bearer") && !body.contains("eyJ"), "{refused}: {body}");
+        }
+    }
+    assert!(c.api.received_requests().await.unwrap().is_empty(), "nothing refused reaches the Cloud API");
+    for allowed in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+        let m = reqwest::Method::from_bytes(allowed.as_bytes()).unwrap();
+        let res = c.app.client.request(m, c.app.url("/cloud/echo")).header("x-csrf-token", &csrf).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{allowed}");
+    }
+    let methods: Vec<String> = c.api.received_requests().await.unwrap().iter().map(|r| r.method.to_string()).collect();
+    assert_eq!(methods, ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]);
+}
+
+async fn every_cloud_response_is_sandboxed_and_active_content_is_an_attachment(kind: DbKind) {
+    let c = cloud_app(kind, false, "s3cret-sandbox").await;
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).mount(&c.gateway).await;
+    let serve = |file: &str, content_type: &str, body: &str| {
+        let answer = if content_type.is_empty() {
+            ResponseTemplate::new(200).set_body_bytes(body.as_bytes().to_vec())
+        } else {
+            ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), content_type)
+        };
+        // An upstream that asks for inline display does not get it for active types.
+        Mock::given(path(format!("/v1/{file}"))).respond_with(answer.insert_header("content-disposition", "inline"))
+    };
+    let evil = r#"<script src="/cloud/evil.js"></script>"#;
+    let cases = [
+        ("page.html", "text/html; charset=utf-8", evil, true),
+        ("image.svg", "image/svg+xml", "<svg onload=alert(1)></svg>", true),
+        ("evil.js", "application/javascript", "alert(1)", true),
+        ("style.css", "text/css", "body{}", true),
+        ("doc.xml", "application/xml", "<a/>", true),
+        ("untyped", "", "<script>alert(1)</script>", true),
+        ("data.json", "application/json", "{}", false),
+        ("note.txt", "text/plain; charset=utf-8", "hello", false),
+        ("a.png", "image/png", "png", false),
+        ("a.jpg", "image/jpeg", "jpg", false),
+        ("a.gif", "image/gif", "gif", false),
+        ("a.webp", "image/webp", "webp", false),
+    ];
+    for (file, content_type, body, _) in cases {
+        serve(file, content_type, body).mount(&c.api).await;
+    }
+    let sandboxed = |res: &reqwest::Response, what: &str| {
+        let csp: Vec<&str> =
+            res.headers().get_all("content-security-policy").iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(csp, ["sandbox; default-src 'none'"], "{what}: the dashboard's policy is replaced");
+        assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{what}");
+    };
+    // Signed out: the redirect to the sign-in page is sandboxed too.
+    let res = c.app.get("/cloud/page.html").await;
+    assert_eq!(res.status(), 303);
+    sandboxed(&res, "redirect");
+    c.app.login("bob", PASSWORD).await;
+    for (file, _, body, attachment) in cases {
+        let res = c.app.get(&format!("/cloud/{file}")).await;
+        assert_eq!(res.status(), 200, "{file}");
+        sandboxed(&res, file);
+        let disposition = res.headers().get("content-disposition").map(|v| v.to_str().unwrap().to_owned());
+        if attachment {
+            assert_eq!(disposition.as_deref(), Some("attachment"), "{file}");
+        } else {
+            assert_eq!(disposition, None, "{file} is shown inline");
+        }
+        assert_eq!(res.text().await.unwrap(), body, "{file}: the content itself is passed on");
+    }
+    // Our own answers under /cloud: 405, 400, 404 from the API, 503.
+    let res = c.app.client.request(reqwest::Method::TRACE, c.app.url("/cloud/x")).send().await.unwrap();
+    sandboxed(&res, "405");
+    let res = c.app.get("/cloud/..;/x").await;
+    assert_eq!(res.status(), 400);
+    sandboxed(&res, "400");
+    let res = c.app.get("/cloud/missing").await;
+    assert_eq!(res.status(), 404);
+    sandboxed(&res, "upstream 404");
+    // Pages elsewhere keep the dashboard's policy.
+    let res = c.app.get("/").await;
+    assert!(res.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
+}
+
+async fn upstream_401s_force_at_most_one_token_request_per_interval(kind: DbKind) {
+    let c = cloud_app(kind, false, "s3cret-401s").await;
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).mount(&c.gateway).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(401)).mount(&c.api).await;
+    c.app.login("bob", PASSWORD).await;
+    assert_eq!(c.gateway.received_requests().await.unwrap().len(), 1, "the sign-in's token");
+    for _ in 0..10 {
+        assert_eq!(c.app.get("/cloud/ping").await.status(), 401, "the Cloud API's answer is passed on");
+    }
+    assert_eq!(
+        c.gateway.received_requests().await.unwrap().len(),
+        2,
+        "10 upstream 401s cost one forced renewal, not ten"
+    );
+    // In parallel too.
+    let requests = (0..10).map(|_| c.app.get("/cloud/ping"));
+    futures_util::future::join_all(requests).await;
+    assert_eq!(c.gateway.received_requests().await.unwrap().len(), 2);
+    // Another session has its own allowance.
+    let other = c.app.browser();
+    other.login("bob", PASSWORD).await;
+    assert_eq!(other.get("/cloud/ping").await.status(), 401);
+    assert_eq!(c.gateway.received_requests().await.unwrap().len(), 4, "its sign-in and its one renewal");
+}
+
+async fn parameterised_and_double_encoded_climbs_are_refused(kind: DbKind) {
+    let c = cloud_app(kind, false, "s3cret-climb").await;
+    Mock::given(method("POST")).respond_with(token_answer(&jwt("user", 1), 3600)).mount(&c.gateway).await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_body_string("{}")).mount(&c.api).await;
+    c.app.login("bob", PASSWORD).await;
+    for bad in ["..;/admin", "a/..;x=1/..;/b", "a/%2e%2e;/b", "a/%2E%2E%3B/b", "%252e%252e/admin", "a/%25/b"] {
+        let res = c.app.get(&format!("/cloud/{bad}")).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    assert!(c.api.received_requests().await.unwrap().is_empty(), "none of them forwarded");
+    assert_eq!(c.app.get("/cloud/items/x..;y").await.status(), 200, "dots inside a segment are fine");
+}

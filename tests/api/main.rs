@@ -12,6 +12,7 @@ mod expiry;
 mod limits;
 mod login;
 mod migrations;
+mod names;
 mod outage;
 mod pages;
 mod races;

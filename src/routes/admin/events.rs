@@ -10,6 +10,7 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
 use crate::db::{self, events};
 use crate::error::AppError;
+use crate::routes::filters;
 use crate::routes::{parse_cursor, render, Layout, Page};
 use crate::state::State;
 use crate::util::format_ms;

@@ -13,6 +13,7 @@ use crate::auth::CurrentUser;
 use crate::db::sessions::Cursor;
 use crate::db::{self, sessions, users};
 use crate::error::AppError;
+use crate::routes::filters::{self, path};
 use crate::routes::views::SessionView;
 use crate::routes::{parse_cursor, render, see_other, Done, Layout, Page};
 use crate::state::State;
@@ -24,6 +25,8 @@ struct SessionsPage {
     live_sessions: i64,
     users_signed_in: i64,
     filter: String,
+    /// Whether `filter` names an existing user (only then is there an "end all sessions" button).
+    known_user: bool,
     sessions: Vec<SessionView>,
     paged: bool,
     next_cursor: Option<String>,
@@ -73,6 +76,7 @@ pub async fn list(
         layout,
         live_sessions: summary.0,
         users_signed_in: summary.1,
+        known_user: known_user && filter.is_some(),
         filter: filter.unwrap_or_default(),
         sessions,
         paged: after.is_some(),
@@ -92,7 +96,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     if id == user.session_id && !form.confirmed() {
-        let action = format!("/admin/sessions/{id}/revoke");
+        let action = path(&["admin", "sessions", &id, "revoke"]);
         return confirm_page(
             user,
             &csrf,

@@ -16,6 +16,7 @@ use crate::auth::CurrentUser;
 use crate::db::users::Role;
 use crate::db::{self, sessions, users};
 use crate::error::AppError;
+use crate::routes::filters::{self, path};
 use crate::routes::{render, see_other, Done, Layout};
 use crate::state::State;
 use crate::util::format_ms;
@@ -177,7 +178,7 @@ pub async fn disable(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
-        let action = format!("/admin/users/{name}/disable");
+        let action = path(&["admin", "users", &name, "disable"]);
         return confirm_page(
             user,
             &csrf,
@@ -218,7 +219,7 @@ pub async fn revoke_sessions(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
-        let action = format!("/admin/users/{name}/revoke-sessions");
+        let action = path(&["admin", "users", &name, "revoke-sessions"]);
         return confirm_page(
             user,
             &csrf,
