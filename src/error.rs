@@ -21,8 +21,25 @@ pub enum AppError {
     BadRequest(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The password hasher's queue is full ([`crate::auth::password::Busy`]): a quick `503`.
+    #[error("busy")]
+    Busy,
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// Seconds a client is asked to wait when the hasher is busy.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
+
+impl From<anyhow::Error> for AppError {
+    /// A full hashing queue is a `503`, not an internal error; anything else is one.
+    fn from(e: anyhow::Error) -> Self {
+        if e.is::<crate::auth::password::Busy>() {
+            AppError::Busy
+        } else {
+            AppError::Internal(e)
+        }
+    }
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -73,6 +90,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +99,14 @@ impl ResponseError for AppError {
         match self {
             AppError::Unauthenticated => HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish(),
             AppError::Forbidden(msg) | AppError::BadRequest(msg) => error_page(self.status_code(), Some(msg)),
+            AppError::Busy => {
+                let mut page = error_page(
+                    self.status_code(),
+                    Some("Too many sign-ins are being checked right now. Please try again in a moment."),
+                );
+                page.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+                page
+            }
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 error_page(self.status_code(), None)

@@ -134,7 +134,13 @@ pub async fn change_password(
         .await?
         .ok_or(AppError::Unauthenticated)?;
     let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH
-        && hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone())).await?;
+        && hasher
+            .verify(
+                SecretString::from(current_password),
+                Some(stored.password_hash.clone()),
+                &client_ip(&req, &config.trusted_proxies),
+            )
+            .await?;
     if !current_ok {
         tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: wrong current password");
         return refuse("The current password is not right.");
@@ -145,7 +151,7 @@ pub async fn change_password(
     if new_password != confirm_password {
         return refuse("The two new passwords do not match.");
     }
-    let hash = hasher.hash(SecretString::from(new_password)).await?;
+    let hash = hasher.hash(SecretString::from(new_password), &client_ip(&req, &config.trusted_proxies)).await?;
     let (user_id, keep) = (user.user_id.clone(), user.session_id.clone());
     let ip = client_ip(&req, &config.trusted_proxies);
     let event = NewEvent::new("password_changed").user(&user.username).session(&user.session_id).ip(&ip);

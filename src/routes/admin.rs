@@ -318,7 +318,8 @@ pub async fn create_user(
     if let Err(why) = check_policy(&password, &name, config.password_min_length) {
         return refuse(StatusCode::BAD_REQUEST, why, user).await;
     }
-    let hash = hasher.hash(SecretString::from(password)).await?;
+    // Signed in, so the admin (not an address) is what shares the hashing capacity here.
+    let hash = hasher.hash(SecretString::from(password), &format!("admin:{}", user.username)).await?;
     let (new_name, admin) = (name.clone(), user.username.clone());
     let created = db::run(&pool, move |conn| match users::create(conn, &new_name, &hash, role) {
         Ok(_) => {

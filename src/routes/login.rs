@@ -150,7 +150,8 @@ pub async fn submit(
     // (against a dummy hash) so that timing does not tell them apart from known ones.
     let too_long = password.chars().count() > PASSWORD_MAX_LENGTH;
     let secret = SecretString::from(password);
-    let verified = !too_long && hasher.verify(secret.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let verified =
+        !too_long && hasher.verify(secret.clone(), user.as_ref().map(|u| u.password_hash.clone()), &ip).await?;
     let user = match user {
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
@@ -208,7 +209,7 @@ pub async fn submit(
         session.insert(CLOUD_EXPIRES_KEY, token.expires_at).map_err(internal)?;
     }
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
-    let rehash = if password::needs_rehash(&user.password_hash) { Some(hasher.hash(secret).await?) } else { None };
+    let rehash = if password::needs_rehash(&user.password_hash) { Some(hasher.hash(secret, &ip).await?) } else { None };
     let (user_id, name, addr) = (user.id.clone(), user.username.clone(), ip.clone());
     db::run(&pool, move |conn| {
         users::touch_last_login(conn, &user_id, now_ms())?;

@@ -108,7 +108,7 @@ pub async fn submit(
     if password != confirm_password {
         return refuse("The two passwords do not match.".into(), name);
     }
-    let hash = hasher.hash(SecretString::from(password)).await?;
+    let hash = hasher.hash(SecretString::from(password), &client_ip(&req, &config.trusted_proxies)).await?;
     let (spent_token, new_name) = (token.clone(), name.clone());
     // Spending the token is the transaction's first statement (a write), so two concurrent setups
     // cannot both create an admin, and SQLite never has to upgrade a read lock.

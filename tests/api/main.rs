@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod cloud;
 mod expiry;
+mod hasher;
 mod login;
 mod migrations;
 mod names;
