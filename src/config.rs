@@ -80,7 +80,7 @@ pub struct Settings {
     pub cloud_api_url: Option<url::Url>,
     pub cloud_required: bool,
     pub log_format: LogFormat,
-    /// How many sign-ins may hash at once; defaults to half the cores (at least one).
+    /// How many threads hash passwords; defaults to one per core (they run at nice 10).
     pub hash_concurrency: usize,
     /// How long audit events are kept (`DASHBOARD_EVENT_RETENTION`, default 90 days); `None` keeps them.
     pub event_retention: Option<Duration>,
@@ -234,8 +234,8 @@ impl Settings {
             cloud_api_url,
             cloud_required,
             log_format,
-            // Half the cores: a storm of sign-ins can never take every core from page serving.
-            hash_concurrency: (cores / 2).max(1),
+            // Every core: the hashing threads run at nice 10, so page serving still wins the CPU.
+            hash_concurrency: cores.max(1),
             event_retention,
         })
     }

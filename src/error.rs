@@ -21,6 +21,9 @@ pub enum AppError {
     BadRequest(String),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// The password hasher's queue is full ([`crate::auth::password::Busy`]): a quick `503`.
+    #[error("busy")]
+    Busy,
     /// The database could not be reached: `503` with `Retry-After`.
     #[error("database unavailable")]
     Unavailable,
@@ -32,11 +35,16 @@ impl From<anyhow::Error> for AppError {
     fn from(e: anyhow::Error) -> Self {
         if e.is::<crate::db::Unavailable>() {
             AppError::Unavailable
+        } else if e.is::<crate::auth::password::Busy>() {
+            AppError::Busy
         } else {
             AppError::Internal(e)
         }
     }
 }
+
+/// Seconds a client is asked to wait when the hasher is busy.
+pub const BUSY_RETRY_AFTER_SECS: u32 = 1;
 
 /// The `503` page while the database is unavailable (logged once per outage, not per request).
 pub fn unavailable_page() -> HttpResponse {
@@ -96,7 +104,7 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable | AppError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +114,14 @@ impl ResponseError for AppError {
             AppError::Unauthenticated => HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish(),
             AppError::Forbidden(msg) | AppError::BadRequest(msg) => error_page(self.status_code(), Some(msg)),
             AppError::Unavailable => unavailable_page(),
+            AppError::Busy => {
+                let mut page = error_page(
+                    self.status_code(),
+                    Some("Too many sign-ins are being checked right now. Please try again in a moment."),
+                );
+                page.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(BUSY_RETRY_AFTER_SECS));
+                page
+            }
             AppError::Internal(cause) => {
                 tracing::error!(error = %format!("{cause:#}"), "internal error");
                 error_page(self.status_code(), None)

@@ -122,8 +122,19 @@ pub async fn change_password(
     let id = user.user_id.clone();
     let stored =
         db::run(&state.pool, move |conn| Ok(users::find_by_id(conn, &id)?)).await?.ok_or(AppError::Unauthenticated)?;
-    let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH
-        && state.hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone())).await?;
+    let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH && {
+        let checked = state
+            .hasher
+            .verify(SecretString::from(current_password), Some(stored.password_hash.clone()), &state.client_ip(&req))
+            .await;
+        match checked {
+            Ok(ok) => ok,
+            Err(e) => {
+                attempts::release(&state, &counter).await?; // not checked: does not count
+                return Err(e.into());
+            }
+        }
+    };
     if !current_ok {
         let locked = !attempts::fail(&state, &counter).await?.is_empty();
         tracing::warn!(username = %user.username, session = %user.session_id, locked, "password change refused: wrong current password");
@@ -145,7 +156,7 @@ pub async fn change_password(
             other => other.to_string(),
         });
     }
-    let new_hash = state.hasher.hash(SecretString::from(new_password)).await?;
+    let new_hash = state.hasher.hash(SecretString::from(new_password), &state.client_ip(&req)).await?;
     // A new token for the current session too: whoever else held it is out.
     let token = crate::session::NewToken::new(String::new()); // the row keeps its data
     let change = OwnPasswordChange {

@@ -131,8 +131,17 @@ pub async fn submit(
     // (against a dummy hash) so that timing does not tell them apart from known ones.
     let too_long = password.chars().count() > PASSWORD_MAX_LENGTH;
     let secret = SecretString::from(password);
-    let verified =
-        !too_long && state.hasher.verify(secret.clone(), user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let verified = match too_long {
+        true => false,
+        false => match state.hasher.verify(secret.clone(), user.as_ref().map(|u| u.password_hash.clone()), &ip).await {
+            Ok(verified) => verified,
+            Err(e) => {
+                // Not checked (the hashing queue is full): the attempt does not count.
+                attempts::release(&state, &counters).await?;
+                return Err(e.into());
+            }
+        },
+    };
     let user = match user {
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
@@ -183,7 +192,7 @@ pub async fn submit(
     };
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
     let rehash =
-        if password::needs_rehash(&user.password_hash) { Some(state.hasher.hash(secret).await?) } else { None };
+        if password::needs_rehash(&user.password_hash) { Some(state.hasher.hash(secret, &ip).await?) } else { None };
 
     let token = crate::session::prepare(&req, &session, &user.id)?;
     let cloud = cloud_token.map(|(cloud, t)| CloudGrant {

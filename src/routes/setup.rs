@@ -95,7 +95,7 @@ pub async fn submit(
     if let Err(why) = accounts::check_new_password(&password, Some(&confirm_password), &name, min_length) {
         return again(why.to_string(), name);
     }
-    let hash = state.hasher.hash(SecretString::from(password)).await?;
+    let hash = state.hasher.hash(SecretString::from(password), &state.client_ip(&req)).await?;
     // The first admin is signed in by the same transaction that creates them.
     let admin_id = users::new_id();
     let new_token = crate::session::prepare(&req, &session, &admin_id)?;

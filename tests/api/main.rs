@@ -1,6 +1,7 @@
 //! Integration tests: each spawns the real app on port 0 with a fresh database. Every database-facing
 //! test runs on SQLite, and on PostgreSQL too when `TEST_DATABASE_URL` is set.
 
+mod hasher;
 mod helpers;
 
 mod account;

@@ -131,7 +131,8 @@ pub async fn create(
     if let Err(refusal) = accounts::check_new_password(&password, None, &name, state.config.password_min_length) {
         return refused(&state, user, &csrf, refusal, shown).await;
     }
-    let hash = state.hasher.hash(SecretString::from(password)).await?;
+    // Signed in, so the admin (not an address) is what shares the hashing capacity here.
+    let hash = state.hasher.hash(SecretString::from(password), &format!("admin:{}", user.username)).await?;
     let (new_name, admin) = (name.clone(), user.username.clone());
     let created =
         db::run(&state.pool, move |conn| Ok(accounts::create_user(conn, &new_name, &hash, role, Actor::Admin(&admin))))
