@@ -43,6 +43,7 @@ fn store_ops(c: &mut Criterion) {
                 verified_hash: user.password_hash.clone(),
                 rehash: None,
                 throttle_key: "u:bench".into(),
+                address_key: None,
                 session: NewSession {
                     token: token.row.clone(),
                     ip: "127.0.0.1".into(),

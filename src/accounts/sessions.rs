@@ -37,6 +37,8 @@ pub struct PasswordSignIn {
     pub rehash: Option<String>,
     /// The username's failed-sign-in counter, reset on success.
     pub throttle_key: String,
+    /// The client address's counter, whose reserved attempt is given back on success.
+    pub address_key: Option<String>,
     pub session: NewSession,
 }
 
@@ -53,6 +55,9 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, Acco
         let now = sign_in.session.now;
         users::touch_last_login(conn, &user.id, now)?;
         throttle::reset(conn, &sign_in.throttle_key)?;
+        if let Some(key) = &sign_in.address_key {
+            throttle::release(conn, key)?;
+        }
         if let Some(hash) = &sign_in.rehash {
             users::set_password_hash(conn, &user.id, hash)?;
         }

@@ -35,6 +35,15 @@ impl Counter {
 /// Reserves one attempt on every counter, or on none: `Err(retry_at)` (epoch ms) when one of them is
 /// locked or at its limit.
 pub async fn reserve(state: &AppState, counters: &[Counter]) -> Result<Result<(), i64>, AppError> {
+    reserve_then(state, counters, |_| Ok(())).await
+}
+
+/// [`reserve`], then (when reserved) `then` on the same connection: one database call for both.
+pub async fn reserve_then<T: Send + 'static>(
+    state: &AppState,
+    counters: &[Counter],
+    then: impl FnOnce(&mut crate::db::DbConn) -> diesel::QueryResult<T> + Send + 'static,
+) -> Result<Result<T, i64>, AppError> {
     let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
     let reserved = db::run(&state.pool, move |conn| {
         let refused = conn.transaction(|conn| {
@@ -47,7 +56,7 @@ pub async fn reserve(state: &AppState, counters: &[Counter]) -> Result<Result<()
             Ok(())
         });
         match refused {
-            Ok(()) => Ok(Ok(())),
+            Ok(()) => Ok(Ok(then(conn)?)),
             Err(diesel::result::Error::RollbackTransaction) => {
                 let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
                 // Locked: until the lock ends. At the limit with attempts still being checked: the

@@ -116,16 +116,20 @@ pub async fn submit(
 
     // An attempt is reserved on the username's and the address's counters before anything is
     // hashed; at the limit (or while locked) nothing is, whatever the name, existing or not.
-    if let Err(until) = attempts::reserve(&state, &counters).await? {
-        tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
-        return locked(until, state.now_ms());
-    }
+    // The account (if any) is read in the same database call.
     let name = users::normalize_username(&username).ok();
-    let user = db::run(&state.pool, move |conn| match &name {
-        Some(name) => Ok(users::find_by_username(conn, name)?),
+    let reserved = attempts::reserve_then(&state, &counters, move |conn| match &name {
+        Some(name) => users::find_by_username(conn, name),
         None => Ok(None),
     })
     .await?;
+    let user = match reserved {
+        Ok(user) => user,
+        Err(until) => {
+            tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
+            return locked(until, state.now_ms());
+        }
+    };
 
     // Over-long passwords are refused before any hashing; unknown users still cost one verification
     // (against a dummy hash) so that timing does not tell them apart from known ones.
@@ -167,8 +171,6 @@ pub async fn submit(
             return invalid(&csrf, next, shown_username);
         }
     };
-    // The password was right: this attempt was not a guess.
-    attempts::release(&state, &counters[1..]).await?;
     let user_key = counters[0].key.clone();
 
     // Cloud access: only now that the password is verified (no amplification by wrong guesses).
@@ -181,7 +183,7 @@ pub async fn submit(
                 let event =
                     NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("cloud access unavailable");
                 events::log(&state.pool, event).await;
-                attempts::release(&state, &counters[..1]).await?; // the password was right
+                attempts::release(&state, &counters).await?; // the password was right
                 return invalid(&csrf, next, shown_username);
             }
             Err(e) => {
@@ -206,6 +208,8 @@ pub async fn submit(
         verified_hash: user.password_hash.clone(),
         rehash,
         throttle_key: user_key,
+        // The password was right: this attempt was not a guess (given back by the same transaction).
+        address_key: Some(counters[1].key.clone()),
         session: NewSession {
             token: token.row.clone(),
             ip: ip.clone(),

@@ -271,6 +271,7 @@ impl TestApp {
             verified_hash: user.password_hash.clone(),
             rehash: None,
             throttle_key: "u:test".into(),
+            address_key: None,
             session: dashboard::accounts::NewSession {
                 token: token.row.clone(),
                 ip: "127.0.0.1".into(),
