@@ -50,15 +50,25 @@ struct ConfirmPage {
     fields: Vec<(&'static str, String)>,
 }
 
+/// What the "Are you sure?" page says before an admin signs themselves out: the question and the
+/// button.
+pub(super) type Question = (&'static str, &'static str);
+
+pub(super) const END_MY_SESSION: Question =
+    ("This is the session you are using: ending it signs you out.", "End my session");
+pub(super) const DISABLE_MY_ACCOUNT: Question =
+    ("Disabling your own account signs you out and blocks your sign-in.", "Disable my account");
+pub(super) const END_ALL_MY_SESSIONS: Question =
+    ("These are your own sessions, including the one you are using: ending them signs you out.", "End all my sessions");
+
 /// "Are you sure?" before an admin signs themselves out (ending their own session, or disabling
-/// their own account).
+/// their own account): the form again with `confirm=yes`.
 fn confirm_page(
     user: CurrentUser,
     csrf: &CsrfToken,
-    message: &str,
-    action: String,
-    button: &'static str,
     form: &ConfirmForm,
+    action: String,
+    (message, button): Question,
 ) -> Result<HttpResponse, AppError> {
     let fields = form.return_to.clone().map(|r| vec![("return_to", r)]).unwrap_or_default();
     let page = ConfirmPage {

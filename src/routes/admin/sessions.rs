@@ -6,7 +6,7 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::{confirm_page, ConfirmForm, PAGE_SIZE};
+use super::{confirm_page, ConfirmForm, END_MY_SESSION, PAGE_SIZE};
 use crate::accounts::{self, Actor, Ending};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
@@ -96,15 +96,7 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     if id == user.session_id && !form.confirmed() {
-        let action = path(&["admin", "sessions", &id, "revoke"]);
-        return confirm_page(
-            user,
-            &csrf,
-            "This is the session you are using: ending it signs you out.",
-            action,
-            "End my session",
-            &form,
-        );
+        return confirm_page(user, &csrf, &form, path(&["admin", "sessions", &id, "revoke"]), END_MY_SESSION);
     }
     let (target, admin) = (id.clone(), user.username.clone());
     db::run(&state.pool, move |conn| Ok(accounts::end_session(conn, &target, Ending::Any(Actor::Admin(&admin)))))

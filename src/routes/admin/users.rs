@@ -9,7 +9,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{confirm_page, ConfirmForm};
+use super::{confirm_page, ConfirmForm, DISABLE_MY_ACCOUNT, END_ALL_MY_SESSIONS};
 use crate::accounts::{self, AccountError, Actor};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
@@ -179,15 +179,7 @@ pub async fn disable(
 ) -> Result<HttpResponse, AppError> {
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
-        let action = path(&["admin", "users", &name, "disable"]);
-        return confirm_page(
-            user,
-            &csrf,
-            "Disabling your own account signs you out and blocks your sign-in.",
-            action,
-            "Disable my account",
-            &form,
-        );
+        return confirm_page(user, &csrf, &form, path(&["admin", "users", &name, "disable"]), DISABLE_MY_ACCOUNT);
     }
     let (target, admin) = (name.clone(), user.username.clone());
     let ended =
@@ -221,14 +213,7 @@ pub async fn revoke_sessions(
     let name = name.into_inner();
     if name == user.username && !form.confirmed() {
         let action = path(&["admin", "users", &name, "revoke-sessions"]);
-        return confirm_page(
-            user,
-            &csrf,
-            "These are your own sessions, including the one you are using: ending them signs you out.",
-            action,
-            "End all my sessions",
-            &form,
-        );
+        return confirm_page(user, &csrf, &form, action, END_ALL_MY_SESSIONS);
     }
     let (target, admin) = (name.clone(), user.username.clone());
     let ended = db::run(&state.pool, move |conn| Ok(accounts::end_user_sessions(conn, &target, Actor::Admin(&admin))))
