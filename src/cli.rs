@@ -101,9 +101,10 @@ enum SessionsCommand {
     // Exactly one of the three, so clap's message for none lists them all.
     #[command(group(ArgGroup::new("which").required(true).args(["id", "user", "all"])))]
     Revoke {
-        #[arg(long)]
+        // Public ids are base64url and may start with `-`; so may usernames.
+        #[arg(long, allow_hyphen_values = true)]
         id: Option<String>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         user: Option<String>,
         #[arg(long)]
         all: bool,

@@ -13,6 +13,7 @@ both_databases!(
     the_last_active_admin_can_be_neither_demoted_nor_disabled,
     user_passwd_and_disable_end_the_users_sessions,
     sessions_commands_list_revoke_and_prune,
+    a_session_id_starting_with_a_dash_can_be_revoked,
     migrate_applies_pending_migrations,
     serve_prints_where_it_listens_and_logs_sign_ins_without_secrets,
     lists_have_a_header_on_a_terminal_and_say_when_they_are_empty,
@@ -159,6 +160,22 @@ async fn user_passwd_and_disable_end_the_users_sessions(kind: DbKind) {
     assert!(out.contains("ended 1 session") && !out.contains("1 sessions"), "{out}");
     assert_eq!(bob.get("/").await.status(), 303);
     assert_eq!(app.browser().login("bob", PASSWORD).await.status(), 401);
+}
+
+/// Public ids are base64url: about one in 32 starts with `-`, which must not read as a flag.
+async fn a_session_id_starting_with_a_dash_can_be_revoked(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    app.login("alice", PASSWORD).await;
+    let id = "-dash-first-id-000000x";
+    {
+        use dashboard::db::schema::sessions;
+        use diesel::prelude::*;
+        app.with_db(move |c| diesel::update(sessions::table).set(sessions::id.eq(id)).execute(c)).await;
+    }
+    let out = ok(dashboard(&app.db, &["sessions", "revoke", "--id", id], None));
+    assert!(out.contains("ended 1 session"), "{out}");
+    assert_eq!(app.session_rows().await, 0);
 }
 
 async fn sessions_commands_list_revoke_and_prune(kind: DbKind) {
