@@ -7,6 +7,7 @@
 
 use diesel::Connection as _;
 
+use crate::db::events::{self, NewEvent};
 use crate::db::{self, throttle};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -17,28 +18,30 @@ use crate::util::duration_ms;
 pub struct Counter {
     pub key: String,
     pub limit: i64,
+    /// What a lock on it locks, as the audit log says (`username`, `client address`).
+    pub what: &'static str,
 }
 
 impl Counter {
     /// The submitted username's counter (existing or not).
     pub fn user(state: &AppState, submitted: &str) -> Self {
-        Counter { key: throttle::user_key(submitted), limit: i64::from(state.config.login_max_failures) }
+        Counter {
+            key: throttle::user_key(submitted),
+            limit: i64::from(state.config.login_max_failures),
+            what: "username",
+        }
     }
 
     /// The client address's counter (ten times the username's limit: spraying one password over many
     /// names is stopped too).
     pub fn ip(state: &AppState, ip: &str) -> Self {
-        Counter { key: throttle::ip_key(ip), limit: i64::from(state.config.ip_max_failures()) }
+        Counter { key: throttle::ip_key(ip), limit: i64::from(state.config.ip_max_failures()), what: "client address" }
     }
 }
 
-/// Reserves one attempt on every counter, or on none: `Err(retry_at)` (epoch ms) when one of them is
-/// locked or at its limit.
-pub async fn reserve(state: &AppState, counters: &[Counter]) -> Result<Result<(), i64>, AppError> {
-    reserve_then(state, counters, |_| Ok(())).await
-}
-
-/// [`reserve`], then (when reserved) `then` on the same connection: one database call for both.
+/// Reserves one attempt on every counter, or on none, then (when reserved) runs `then` on the same
+/// connection — one database call for both. `Err(retry_at)` (epoch ms) when a counter is locked or
+/// at its limit.
 pub async fn reserve_then<T: Send + 'static>(
     state: &AppState,
     counters: &[Counter],
@@ -71,15 +74,23 @@ pub async fn reserve_then<T: Send + 'static>(
     Ok(reserved)
 }
 
-/// The checked attempt failed: the reservations stay counted; returns the keys this failure locked.
-pub async fn fail(state: &AppState, counters: &[Counter]) -> Result<Vec<String>, AppError> {
+/// The checked attempt failed: the reservations stay counted, and `event` (a `sign_in_failed`) is
+/// recorded in the same database call, followed by a `locked_out` event when this failure locked a
+/// counter. Returns what it locked (the first counter's `what`), if anything.
+pub async fn fail(state: &AppState, counters: &[Counter], event: NewEvent) -> Result<Option<&'static str>, AppError> {
     let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
     db::run(&state.pool, move |conn| {
-        let mut locked = Vec::new();
+        let mut locked = None;
         for c in &counters {
-            if throttle::fail(conn, &c.key, now, window, c.limit)? {
-                locked.push(c.key.clone());
+            if throttle::fail(conn, &c.key, now, window, c.limit)? && locked.is_none() {
+                locked = Some(c.what);
             }
+        }
+        events::record(conn, &event)?;
+        if let Some(what) = locked {
+            let mut lock = NewEvent::new("locked_out").detail(what);
+            (lock.username, lock.client_ip, lock.session_id) = (event.username, event.client_ip, event.session_id);
+            events::record(conn, &lock)?;
         }
         Ok(locked)
     })

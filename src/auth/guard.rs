@@ -6,7 +6,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
 
-use crate::session::{context, LiveSession};
+use crate::session::context::{self, Loaded};
+use crate::session::LiveSession;
 
 /// In a request whose cookie named a session that expired or was ended (the sign-in page says so).
 #[derive(Clone, Copy, Debug)]
@@ -19,17 +20,22 @@ pub async fn require_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let live = context::take_loaded();
-    let signed_in = live.is_some();
-    if let Some(live) = live {
-        req.extensions_mut().insert(live);
-    } else if context::named_ended_session() {
-        req.extensions_mut().insert(EndedSession);
-    }
-    if !signed_in && context::database_unavailable() && !crate::routes::is_public(req.path()) {
-        // The session could not be read: neither signed in nor signed out, so a 503, not a redirect.
-        return Ok(req.into_response(crate::error::unavailable_page()).map_into_right_body());
-    }
+    let signed_in = match context::take_loaded() {
+        Loaded::Live(live) => {
+            req.extensions_mut().insert(live);
+            true
+        }
+        Loaded::Ended => {
+            req.extensions_mut().insert(EndedSession);
+            false
+        }
+        Loaded::Unavailable if !crate::routes::is_public(req.path()) => {
+            // The session could not be read: neither signed in nor signed out, so a 503, not a
+            // redirect.
+            return Ok(req.into_response(crate::error::unavailable_page()).map_into_right_body());
+        }
+        Loaded::Unavailable | Loaded::Nothing => false,
+    };
     if !signed_in && !crate::routes::is_public(req.path()) {
         let target = match req.query_string() {
             "" => req.path().to_owned(),

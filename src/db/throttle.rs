@@ -78,15 +78,6 @@ pub fn release(conn: &mut DbConn, key: &str) -> QueryResult<usize> {
         .execute(conn)
 }
 
-/// Counts one failure for `key` at once (reserve, then fail): for tests and callers that check
-/// nothing. Returns true when it set the lock.
-pub fn record_failure(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
-    conn.transaction(|conn| {
-        reserve(conn, key, now, window, limit)?;
-        fail(conn, key, now, window, limit)
-    })
-}
-
 /// A successful sign-in resets the username's count.
 pub fn reset(conn: &mut DbConn, key: &str) -> QueryResult<usize> {
     diesel::delete(login_throttle::table.find(key)).execute(conn)

@@ -14,7 +14,7 @@ use crate::accounts::{self, AccountError, Ending, OwnPasswordChange};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::db::{self, sessions, users};
 use crate::error::AppError;
 use crate::state::State;
@@ -115,18 +115,17 @@ pub async fn change_password(
     // The current password is a password check like a sign-in: it counts against the same lock of
     // the username, reserved before hashing (so a stolen session cannot guess it for ever).
     let counter = [Counter::user(&state, &user.username)];
-    if let Err(until) = attempts::reserve(&state, &counter).await? {
-        tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: locked out");
-        return super::login::locked(until, state.now_ms());
-    }
-    let id = user.user_id.clone();
-    let stored =
-        db::run(&state.pool, move |conn| Ok(users::find_by_id(conn, &id)?)).await?.ok_or(AppError::Unauthenticated)?;
+    let (id, ip) = (user.user_id.clone(), state.client_ip(&req));
+    let stored = match attempts::reserve_then(&state, &counter, move |conn| users::find_by_id(conn, &id)).await? {
+        Ok(stored) => stored.ok_or(AppError::Unauthenticated)?,
+        Err(until) => {
+            tracing::warn!(username = %user.username, session = %user.session_id, "password change refused: locked out");
+            return super::login::locked(until, state.now_ms());
+        }
+    };
     let current_ok = current_password.chars().count() <= crate::config::PASSWORD_MAX_LENGTH && {
-        let checked = state
-            .hasher
-            .verify(SecretString::from(current_password), Some(stored.password_hash.clone()), &state.client_ip(&req))
-            .await;
+        let checked =
+            state.hasher.verify(SecretString::from(current_password), Some(stored.password_hash.clone()), &ip).await;
         match checked {
             Ok(ok) => ok,
             Err(e) => {
@@ -136,15 +135,13 @@ pub async fn change_password(
         }
     };
     if !current_ok {
-        let locked = !attempts::fail(&state, &counter).await?.is_empty();
+        let event = NewEvent::new("sign_in_failed")
+            .user(&user.username)
+            .session(&user.session_id)
+            .ip(&ip)
+            .detail("wrong current password");
+        let locked = attempts::fail(&state, &counter, event).await?.is_some();
         tracing::warn!(username = %user.username, session = %user.session_id, locked, "password change refused: wrong current password");
-        let name = user.username.clone();
-        let event =
-            NewEvent::new("sign_in_failed").user(&name).session(&user.session_id).detail("wrong current password");
-        events::log(&state.pool, event).await;
-        if locked {
-            events::log(&state.pool, NewEvent::new("locked_out").user(name).detail("username")).await;
-        }
         return again("The current password is not right.".into());
     }
     attempts::release(&state, &counter).await?;
@@ -156,7 +153,7 @@ pub async fn change_password(
             other => other.to_string(),
         });
     }
-    let new_hash = state.hasher.hash(SecretString::from(new_password), &state.client_ip(&req)).await?;
+    let new_hash = state.hasher.hash(SecretString::from(new_password), &ip).await?;
     // A new token for the current session too: whoever else held it is out.
     let token = crate::session::NewToken::new(String::new()); // the row keeps its data
     let change = OwnPasswordChange {
@@ -165,7 +162,7 @@ pub async fn change_password(
         verified_hash: stored.password_hash,
         new_hash,
         renewed_token_hash: token.row.token_hash.clone(),
-        ip: state.client_ip(&req),
+        ip,
         now: state.now_ms(),
     };
     match db::run(&state.pool, move |conn| Ok(accounts::change_own_password(conn, &change))).await? {

@@ -150,24 +150,10 @@ pub async fn submit(
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in failed");
-            let locked = attempts::fail(&state, &counters).await?;
-            let (name, addr) = (shown_username.clone(), ip.clone());
-            let what = match (locked.contains(&counters[0].key), locked.contains(&counters[1].key)) {
-                (true, _) => Some("username"),
-                (false, true) => Some("client address"),
-                _ => None,
-            };
-            if let Some(what) = what {
-                tracing::warn!(username = %name, client_ip = %addr, locked = what, "sign-in locked out");
+            let event = NewEvent::new("sign_in_failed").user(&shown_username).ip(&ip);
+            if let Some(what) = attempts::fail(&state, &counters, event).await? {
+                tracing::warn!(username = %shown_username, client_ip = %ip, locked = what, "sign-in locked out");
             }
-            db::run(&state.pool, move |conn| {
-                events::record(conn, &NewEvent::new("sign_in_failed").user(&name).ip(&addr))?;
-                if let Some(what) = what {
-                    events::record(conn, &NewEvent::new("locked_out").user(&name).ip(&addr).detail(what))?;
-                }
-                Ok(())
-            })
-            .await?;
             return invalid(&csrf, next, shown_username);
         }
     };
@@ -231,7 +217,9 @@ pub async fn submit(
         Err(AccountError::Changed) => {
             // Reset or disabled while the password was being checked: that check no longer holds.
             crate::session::abandon(&session);
-            attempts::fail(&state, &counters[..1]).await?;
+            let event =
+                NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("the account changed meanwhile");
+            attempts::fail(&state, &counters[..1], event).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
             invalid(&csrf, next, shown_username)
         }

@@ -20,11 +20,23 @@ use secrecy::SecretString;
 
 use super::LiveSession;
 
+/// What the store's `load` found for this request.
+#[derive(Debug, Default)]
+pub enum Loaded {
+    /// No session cookie of ours (an anonymous visitor), or `load` was not asked.
+    #[default]
+    Nothing,
+    /// A live session.
+    Live(LiveSession),
+    /// The cookie was ours but named a session that expired or was ended.
+    Ended,
+    /// The session could not be read: the database is unavailable.
+    Unavailable,
+}
+
 #[derive(Default)]
 pub struct RequestSession {
-    loaded: Option<LiveSession>,
-    named_ended_session: bool,
-    database_unavailable: bool,
+    loaded: Loaded,
     issued: Option<SecretString>,
 }
 
@@ -44,34 +56,14 @@ fn with<T>(f: impl FnOnce(&mut RequestSession) -> T) -> Option<T> {
     REQUEST.try_with(|slot| f(&mut slot.borrow_mut())).ok()
 }
 
-/// For the store's `load`: the live session it found.
-pub(super) fn set_loaded(live: LiveSession) {
-    with(|s| s.loaded = Some(live));
+/// For the store's `load`: what it found.
+pub(super) fn set_loaded(loaded: Loaded) {
+    with(|s| s.loaded = loaded);
 }
 
-/// For the store's `load`: the cookie named a session that is no longer live.
-pub(super) fn set_named_ended_session() {
-    with(|s| s.named_ended_session = true);
-}
-
-/// For the guard: the live session `load` found, taken once.
-pub fn take_loaded() -> Option<LiveSession> {
-    with(|s| s.loaded.take()).flatten()
-}
-
-/// True when this request's cookie was ours but named a session that expired or was ended.
-pub fn named_ended_session() -> bool {
-    with(|s| s.named_ended_session).unwrap_or(false)
-}
-
-/// For the store's `load`: the session could not be read because the database is unavailable.
-pub(super) fn set_database_unavailable() {
-    with(|s| s.database_unavailable = true);
-}
-
-/// True when this request's session could not be read: the database is unavailable.
-pub fn database_unavailable() -> bool {
-    with(|s| s.database_unavailable).unwrap_or(false)
+/// For the guard: what `load` found, taken once.
+pub fn take_loaded() -> Loaded {
+    with(|s| std::mem::take(&mut s.loaded)).unwrap_or_default()
 }
 
 /// For a handler: the token of the session row it just created or rotated; `save` gives it to the

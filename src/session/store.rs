@@ -16,8 +16,9 @@ use std::time::Duration;
 use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
 use secrecy::ExposeSecret;
 
+use super::context::{self, Loaded};
 use super::lookup::SessionLookup;
-use super::{context, LiveSession};
+use super::LiveSession;
 use crate::clock::Clock;
 use crate::config::DatabaseUrl;
 use crate::db::events::{self, NewEvent};
@@ -68,7 +69,7 @@ fn unavailable(cause: anyhow::Error) -> Option<HashMap<String, String>> {
         // A failed query on a live connection (a missing table, a corrupt file): still no session.
         db::note_unavailable(format!("{cause:#}"));
     }
-    context::set_database_unavailable();
+    context::set_loaded(Loaded::Unavailable);
     None
 }
 
@@ -84,12 +85,12 @@ impl SessionStore for DbSessionStore {
             Err(e) => return Ok(unavailable(e)),
         };
         let Some(row) = found else {
-            context::set_named_ended_session();
+            context::set_loaded(Loaded::Ended);
             return Ok(None);
         };
         let now = self.clock.now_ms();
-        let role = Role::parse(&row.role);
-        if row.idle_expires_at <= now || row.user_disabled() || role.is_none() {
+        let live_role = Role::parse(&row.role).filter(|_| row.idle_expires_at > now && !row.user_disabled());
+        let Some(role) = live_role else {
             // The expired (or orphaned) row met on access is deleted now, not at the next prune.
             let deleted = db::run(&self.pool, move |conn| {
                 if sessions::delete_by_id(conn, &row.id)? == 1 && !row.user_disabled() {
@@ -102,9 +103,9 @@ impl SessionStore for DbSessionStore {
             if let Err(e) = deleted {
                 return Ok(unavailable(e));
             }
-            context::set_named_ended_session();
+            context::set_loaded(Loaded::Ended);
             return Ok(None);
-        }
+        };
         let mut expires_at = row.idle_expires_at;
         let wanted = now.saturating_add(duration_ms(timeouts.idle));
         let wanted = row.absolute_expires_at.map_or(wanted, |abs| wanted.min(abs));
@@ -116,27 +117,27 @@ impl SessionStore for DbSessionStore {
                 Err(e) => return Ok(unavailable(e)),
             };
             if refreshed == 0 {
-                context::set_named_ended_session(); // ended while we were looking at it
+                context::set_loaded(Loaded::Ended); // ended while we were looking at it
                 return Ok(None);
             }
             expires_at = wanted;
         }
         let state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
-        context::set_loaded(LiveSession {
+        context::set_loaded(Loaded::Live(LiveSession {
             user_id: row.user_id,
             username: row.username,
-            role: role.unwrap_or(Role::User),
+            role,
             session_id: row.id,
             created_at: row.created_at,
             expires_at,
             absolute_expires_at: row.absolute_expires_at,
-        });
+        }));
         Ok(Some(state))
     }
 
     /// Only the accounts service creates session rows, each in the transaction that checks the
-    /// account; here the token it issued for this request goes to the cookie. Anything else asking
-    /// to store a session (an anonymous visitor's state) is refused: visitors never get a row.
+    /// account; here the token it issued for this request goes to the cookie. Nothing is written
+    /// here, so visitors never get a row.
     async fn save(
         &self,
         _session_state: HashMap<String, String>,
