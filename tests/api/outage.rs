@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashboard::db::users::Role;
-use dashboard::routes::{Access, ROUTES};
 use diesel::prelude::*;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -97,21 +96,6 @@ async fn while_the_database_is_gone_pages_are_503_and_sign_in_shows_its_form(kin
         for leak in ["diesel", "sessions_gone", "no such table", "does not exist", "connection", ".rs"] {
             assert!(!body.contains(leak), "{path} shows {leak:?}");
         }
-    }
-    // Every signed-in route of the route table, whatever the method: the guard answers before any
-    // handler (and before the CSRF check) when the session cannot be read.
-    for route in ROUTES.iter().filter(|r| matches!(r.access, Access::SignedIn | Access::Admin)) {
-        let path = crate::routes::sample_path(route.path);
-        for method in crate::routes::methods(route.method) {
-            let started = Instant::now();
-            let res = alice.client.request(method.clone(), alice.url(&path)).send().await.unwrap();
-            assert!(started.elapsed() < Duration::from_secs(5), "{method} {path}");
-            assert_eq!(res.status(), 503, "{method} {path}");
-            assert_eq!(res.headers()["retry-after"], "5", "{method} {path}");
-        }
-    }
-    if kind == DbKind::Postgres {
-        assert_eq!(app.browser().get("/setup?token=x").await.status(), 503, "setup needs the database");
     }
     let form = alice.get("/login").await;
     assert_eq!(form.status(), 200, "the sign-in form needs no database");

@@ -33,7 +33,7 @@ pub fn sample_path(pattern: &str) -> String {
 }
 
 /// The methods to try on a route: its own, or several for a route that takes any.
-pub fn methods(method: &str) -> Vec<Method> {
+fn methods(method: &str) -> Vec<Method> {
     match method {
         "*" => vec![Method::GET, Method::POST, Method::PUT, Method::DELETE],
         m => vec![Method::from_bytes(m.as_bytes()).unwrap()],
