@@ -30,6 +30,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        name -> Text,
+        credential -> Text,
+        created_at -> Int8,
+        last_used_at -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (id) {
+        id -> Text,
+        user_id -> Text,
+        code_hash -> Text,
+        created_at -> Int8,
+        used_at -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         token_hash -> Text,
@@ -44,6 +66,8 @@ diesel::table! {
         cloud_token -> Nullable<Text>,
         cloud_role -> Nullable<Text>,
         cloud_expires_at -> Nullable<Int8>,
+        auth_method -> Text,
+        authenticated_at -> Int8,
     }
 }
 
@@ -56,9 +80,13 @@ diesel::table! {
         disabled -> Int4,
         created_at -> Int8,
         last_login_at -> Nullable<Int8>,
+        totp_secret -> Nullable<Text>,
+        totp_last_step -> Nullable<Int8>,
     }
 }
 
+diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, passkeys, recovery_codes, sessions, users,);
