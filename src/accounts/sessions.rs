@@ -48,16 +48,14 @@ pub struct PasswordSignIn {
 /// sign-in. [`AccountError::Changed`] means nothing was written.
 pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, &sign_in.user_id)?.ok_or(AccountError::Changed)?;
+        let now = sign_in.session.now;
+        // Locks the row, notes the sign-in and reads the account in one statement; a refusal below
+        // rolls the note back with everything else.
+        let user = users::lock_for_sign_in(conn, &sign_in.user_id, now)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() || user.password_hash != sign_in.verified_hash {
             return Err(AccountError::Changed);
         }
-        let now = sign_in.session.now;
-        users::touch_last_login(conn, &user.id, now)?;
-        throttle::reset(conn, &sign_in.throttle_key)?;
-        if let Some(key) = &sign_in.address_key {
-            throttle::release(conn, key)?;
-        }
+        throttle::succeeded(conn, &sign_in.throttle_key, sign_in.address_key.as_deref())?;
         if let Some(hash) = &sign_in.rehash {
             users::set_password_hash(conn, &user.id, hash)?;
         }

@@ -1,11 +1,9 @@
 //! Failed-attempt limits that parallel requests cannot outrun. Every check of a password (sign-in,
 //! the current password of a password change) first **reserves** an attempt on each of its counters
-//! (the submitted username's, and at sign-in the client address's) in one transaction, before any
+//! (the submitted username's, and at sign-in the client address's) in one statement, before any
 //! hashing: at the limit the reservation is refused and nothing is hashed. So with a limit of N, at
 //! most N wrong attempts for a username are ever checked before the lock, however many arrive at
 //! once. A failed check keeps its reservation (and may set the lock); a successful one gives it back.
-
-use diesel::Connection as _;
 
 use crate::db::events::{self, NewEvent};
 use crate::db::{self, throttle};
@@ -49,26 +47,22 @@ pub async fn reserve_then<T: Send + 'static>(
 ) -> Result<Result<T, i64>, AppError> {
     let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
     let reserved = db::run(&state.pool, move |conn| {
-        let refused = conn.transaction(|conn| {
-            for c in &counters {
-                if !throttle::reserve(conn, &c.key, now, window, c.limit)? {
-                    // Undo the reservations made so far: this attempt is not checked at all.
-                    return Err(diesel::result::Error::RollbackTransaction);
-                }
-            }
-            Ok(())
-        });
-        match refused {
-            Ok(()) => Ok(Ok(then(conn)?)),
-            Err(diesel::result::Error::RollbackTransaction) => {
-                let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
-                // Locked: until the lock ends. At the limit with attempts still being checked: the
-                // next moment one of them may give its reservation back.
-                let until = throttle::locked_until(conn, &keys, now)?.unwrap_or(now + 1_000);
-                Ok(Err(until))
-            }
-            Err(e) => Err(e.into()),
+        let wanted: Vec<(&str, i64)> = counters.iter().map(|c| (c.key.as_str(), c.limit)).collect();
+        let reserved = throttle::reserve(conn, &wanted, now, window)?;
+        if reserved.len() == counters.len() {
+            return Ok(Ok(then(conn)?));
         }
+        // Refused on some counter: give back what was reserved on the others, so this attempt is not
+        // checked and counts nowhere. (Meanwhile it briefly counted there; that can only refuse
+        // another attempt, never let one more through.)
+        for key in &reserved {
+            throttle::release(conn, key)?;
+        }
+        let keys: Vec<&str> = counters.iter().map(|c| c.key.as_str()).collect();
+        // Locked: until the lock ends. At the limit with attempts still being checked: the next
+        // moment one of them may give its reservation back.
+        let until = throttle::locked_until(conn, &keys, now)?.unwrap_or(now + 1_000);
+        Ok(Err(until))
     })
     .await?;
     Ok(reserved)

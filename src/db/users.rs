@@ -152,8 +152,15 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> QueryR
     diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)
 }
 
-pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
-    diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
+/// Sets the last sign-in time and returns the row as it now is (`None`: no such user). Being a
+/// write, it also locks the row for the rest of the transaction.
+pub fn lock_for_sign_in(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<Option<User>> {
+    // On the backend's own connection: RETURNING is not offered through the MultiConnection.
+    crate::on_backend!(conn, |c| diesel::update(users::table.find(user_id))
+        .set(users::last_login_at.eq(Some(at)))
+        .returning(User::as_returning())
+        .get_result(c)
+        .optional())
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ both_databases!(
     forty_parallel_sign_ins_for_one_name_check_at_most_the_limit,
     parallel_guesses_from_one_address_are_capped_by_the_username_limit,
     the_current_password_counts_against_the_same_lock,
+    an_attempt_the_address_refuses_counts_nowhere,
+    a_right_password_checked_while_the_name_was_locked_clears_the_lock,
 );
 
 /// Fires one sign-in per password, all at once, while the first hash is held (so every request is
@@ -78,6 +80,46 @@ async fn the_current_password_counts_against_the_same_lock(kind: DbKind) {
     let locked = app.with_db(|c| throttle::locked_until(c, &[&throttle::user_key("alice")], 0)).await;
     assert!(locked.is_some());
     assert!(app.browser().login("alice", NEW).await.status() != 303, "the password did not change");
+}
+
+/// Both counters are reserved by one statement; when the address is refused, what it reserved on the
+/// username is given back, so a locked address cannot be used to lock other people's names.
+async fn an_attempt_the_address_refuses_counts_nowhere(kind: DbKind) {
+    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 1).await;
+    app.create_user("alice", Role::User).await;
+    for i in 0..10 {
+        assert_eq!(app.browser().login(&format!("user{i}"), "wrong wrong wrong wrong").await.status(), 401);
+    }
+    let before = app.hasher.verifications();
+    for _ in 0..3 {
+        assert_eq!(app.browser().login("alice", "wrong wrong wrong wrong").await.status(), 429);
+    }
+    assert_eq!(app.hasher.verifications(), before, "nothing was checked");
+    let alice = app.with_db(|c| throttle::failures(c, &throttle::user_key("alice"))).await;
+    assert_eq!(alice, 0, "the refused attempts did not count on the username");
+}
+
+/// A right password whose check was under way while wrong ones locked the name: the sign-in
+/// succeeds (it was reserved before the lock) and, like any success, clears the lock and the count.
+async fn a_right_password_checked_while_the_name_was_locked_clears_the_lock(kind: DbKind) {
+    let app = spawn_app(kind).await; // limit 5
+    app.create_user("alice", Role::User).await;
+    let mut held = app.hasher.hold_next();
+    let right = app.browser();
+    let pending =
+        right.submit_in_background("/login", "/login", &[("username", "alice"), ("password", PASSWORD)]).await;
+    held.reached().await;
+    for _ in 0..4 {
+        assert_eq!(app.browser().login("alice", "wrong wrong wrong wrong").await.status(), 401);
+    }
+    let key = throttle::user_key("alice");
+    assert!(app.with_db(move |c| throttle::locked_until(c, &[&key], 0)).await.is_some(), "locked meanwhile");
+    held.release();
+    assert_eq!(pending.await.unwrap().status(), 303);
+    let key = throttle::user_key("alice");
+    assert!(app.with_db(move |c| throttle::locked_until(c, &[&key], 0)).await.is_none(), "the lock is cleared");
+    assert_eq!(app.with_db(|c| throttle::failures(c, &throttle::user_key("alice"))).await, 0);
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status(), 303);
 }
 
 const NEW: &str = "an entirely new passphrase here";
