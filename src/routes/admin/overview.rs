@@ -29,7 +29,7 @@ struct OverviewPage {
     /// (role, live sessions), admins first.
     by_role: Vec<(&'static str, i64)>,
     live_total: i64,
-    /// Totals over the 24 hours, per kind of [`KINDS`].
+    /// Totals over the 24 hours, per kind of [`KINDS`]: (kind, what is counted, count).
     totals: Vec<(&'static str, &'static str, i64)>,
     window: String,
     charts: Vec<Chart>,
@@ -57,20 +57,26 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
         })
         .collect();
     let series = |k: usize, name: &'static str, class: &'static str| Series { name, class, values: counts[k].clone() };
+    let nouns = [("sign-in", "sign-ins"), ("failed sign-in", "failed sign-ins"), ("lockout", "lockouts")];
+    let nouns = nouns.into_iter().chain([("new-device sign-in", "new-device sign-ins")]);
     let totals = KINDS
         .iter()
-        .zip(["Sign-ins", "Failed sign-ins", "Lockouts", "New-device sign-ins"])
+        .zip(nouns)
         .zip(&counts)
-        .map(|((kind, name), per_hour)| (*kind, name, per_hour.iter().sum()))
+        .map(|((kind, (one, many)), per_hour)| {
+            let n: i64 = per_hour.iter().sum();
+            (*kind, if n == 1 { one } else { many }, n)
+        })
         .collect::<Vec<_>>();
     let window =
         format!("{} to {}", crate::util::format_ms(start), crate::util::format_ms(start + HOURS as i64 * HOUR_MS));
-    let sum = |k: usize| totals[k].2;
+    let live = |n: i64| crate::util::count(n as usize, "live session");
+    let sum = |k: usize, noun: &str| crate::util::count(totals[k].2 as usize, noun);
     let charts = vec![
         charts::columns(
             "chart-sessions",
             "Live sessions by role".into(),
-            format!("{live_total} live sessions now: {} of admins, {} of users.", by_role[0].1, by_role[1].1),
+            format!("{} now: {} of admins, {} of users.", live(live_total), by_role[0].1, by_role[1].1),
             &by_role.iter().map(|(r, _)| (format!("{r}s"), format!("{r}s"))).collect::<Vec<_>>(),
             1,
             &[Series {
@@ -83,7 +89,7 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
         charts::columns(
             "chart-sign-ins",
             "Sign-ins and failed sign-ins per hour, last 24 hours".into(),
-            format!("{} sign-ins and {} failed sign-ins from {window} (UTC), per hour.", sum(0), sum(1)),
+            format!("{} and {} from {window}, per hour.", sum(0, "sign-in"), sum(1, "failed sign-in")),
             &hours,
             4,
             &[series(0, "Sign-ins", "bar-sign-in"), series(1, "Failed sign-ins", "bar-failed")],
@@ -92,7 +98,7 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
         charts::columns(
             "chart-alerts",
             "Lockouts and new-device sign-ins per hour, last 24 hours".into(),
-            format!("{} lockouts and {} new-device sign-ins from {window} (UTC), per hour.", sum(2), sum(3)),
+            format!("{} and {} from {window}, per hour.", sum(2, "lockout"), sum(3, "new-device sign-in")),
             &hours,
             4,
             &[series(2, "Lockouts", "bar-locked"), series(3, "New-device sign-ins", "bar-new-device")],
