@@ -75,13 +75,11 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
     sessions::delete_expired_for_user(conn, &user.id, s.now)?;
     let mut others = sessions::live_of_user(conn, &user.id, s.now)?;
     let over = (others.len() + 1).saturating_sub(s.timeouts.max_per_user.max(1));
+    let why = format!("least recently used, over the limit of {} sessions per user", s.timeouts.max_per_user);
     for o in others.drain(..over) {
         sessions::delete_by_id(conn, &o.id)?;
-        let why = format!("least recently used, over the limit of {} sessions per user", s.timeouts.max_per_user);
-        events::record(
-            conn,
-            &NewEvent::new("session_ended").user(&user.username).session(&o.id).actor("system").detail(why),
-        )?;
+        let event = NewEvent::new("session_ended").user(&user.username).session(&o.id).actor("system");
+        events::record(conn, &event.detail(why.as_str()))?;
     }
     let (idle, absolute) = s.timeouts.expiries_from(s.now);
     sessions::insert(

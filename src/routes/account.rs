@@ -93,6 +93,14 @@ fn same_site_page(req: &HttpRequest) -> Option<String> {
 pub async fn revoke_others(user: CurrentUser, state: State) -> Result<HttpResponse, AppError> {
     let (owner, keep) = (user.user_id.clone(), user.session_id.clone());
     let ended = db::run(&state.pool, move |conn| Ok(accounts::end_other_sessions(conn, &owner, &keep))).await??;
+    if !user.notices.is_empty() {
+        // Every notice was about a session that has just ended.
+        let (owner, current) = (user.user_id.clone(), user.session_id.clone());
+        db::run(&state.pool, move |conn| {
+            Ok(accounts::dismiss_notices(conn, &owner, &current, Dismiss::UpTo(i64::MAX)))
+        })
+        .await??;
+    }
     tracing::info!(username = %user.username, session = %user.session_id, ended, "user ended their other sessions");
     Ok(see_other(&format!("/account/sessions?done=others-ended&n={ended}")))
 }

@@ -14,7 +14,7 @@ use crate::helpers::*;
 both_databases!(
     the_first_sign_in_is_not_new_and_a_new_device_notifies_the_other_sessions_until_dismissed,
     the_same_browser_on_the_same_network_is_known_and_another_network_or_90_days_is_not,
-    ending_the_new_session_from_its_notice_removes_the_notice,
+    ending_the_new_session_or_all_others_removes_their_notices,
 );
 
 const FIREFOX_LINUX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -157,7 +157,7 @@ async fn the_same_browser_on_the_same_network_is_known_and_another_network_or_90
     assert_eq!(rows().await, 1);
 }
 
-async fn ending_the_new_session_from_its_notice_removes_the_notice(kind: DbKind) {
+async fn ending_the_new_session_or_all_others_removes_their_notices(kind: DbKind) {
     let app = app_behind_a_proxy(kind).await;
     let laptop = browser_from(&app, FIREFOX_LINUX, "203.0.113.7");
     laptop.login("alice", PASSWORD).await;
@@ -171,4 +171,10 @@ async fn ending_the_new_session_from_its_notice_removes_the_notice(kind: DbKind)
     assert_eq!(res.status(), 303);
     assert_eq!(stranger.get("/").await.status(), 303, "that session is over");
     assert!(!has_notice(&page(&laptop).await), "and its notice gone");
+
+    // Ending all other sessions ends what every notice was about: they go too.
+    browser_from(&app, CHROME_WINDOWS, "192.0.2.1").login("alice", PASSWORD).await;
+    assert!(has_notice(&page(&laptop).await));
+    assert_eq!(laptop.submit("/", "/account/sessions/revoke-others", &[]).await.status(), 303);
+    assert!(!has_notice(&page(&laptop).await));
 }
