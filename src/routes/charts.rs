@@ -51,12 +51,14 @@ pub struct Chart {
     pub rows: Vec<Vec<String>>,
 }
 
-/// The drawing's coordinate system (`viewBox`); the SVG scales to the width of the page, so at
-/// 360 px its 14-unit text is still about 10 px high.
+/// The drawing's coordinate system (`viewBox`, in the template); the SVG scales to the width of its
+/// card. Text is 14 units high on wide screens and 22 on narrow ones (the stylesheet), about 12 px
+/// at 360 px; the left margin leaves room for four-digit grid labels at that size.
 pub const WIDTH: f32 = 480.0;
 pub const HEIGHT: f32 = 230.0;
-const LEFT: f32 = 40.0;
-const RIGHT: f32 = WIDTH - 8.0;
+/// Where the plot starts; grid labels end just left of it.
+pub const LEFT: f32 = 54.0;
+pub const RIGHT: f32 = WIDTH - 8.0;
 const TOP: f32 = 34.0;
 const BOTTOM: f32 = HEIGHT - 26.0;
 
@@ -125,7 +127,7 @@ pub fn columns(
     let legend = series
         .iter()
         .enumerate()
-        .map(|(k, s)| Legend { x: LEFT + k as f32 * 170.0, class: s.class, name: s.name })
+        .map(|(k, s)| Legend { x: LEFT + k as f32 * 190.0, class: s.class, name: s.name })
         .collect();
     let mut head = vec![String::new()];
     head.extend(series.iter().map(|s| s.name.to_owned()));
@@ -148,6 +150,11 @@ impl Chart {
             *first = heading.to_owned();
         }
         self
+    }
+
+    /// The plot's left and right edges, for the grid lines.
+    pub fn plot_edges(&self) -> (f32, f32) {
+        (LEFT, RIGHT)
     }
 
     pub fn title_id(&self) -> String {

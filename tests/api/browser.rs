@@ -231,6 +231,8 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         client.set_window_size(360, 800).await.unwrap();
         client.goto(&app.url("/admin/sessions")).await.unwrap();
         shot(&client, "admin-sessions-narrow").await;
+        client.goto(&app.url("/admin")).await.unwrap();
+        shot(&client, "admin-overview-narrow").await;
         client.set_window_size(1280, 900).await.unwrap();
 
         // Sign out through the header's button.
