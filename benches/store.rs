@@ -31,7 +31,7 @@ fn store_ops(c: &mut Criterion) {
             let name = format!("bench{}", dashboard::util::random_alphanumeric(6).to_lowercase());
             users::create(&mut conn, &name, &hash, users::Role::User).unwrap()
         };
-        let timeouts = Timeouts { idle: Duration::from_secs(7200), absolute: None };
+        let timeouts = Timeouts { idle: Duration::from_secs(7200), absolute: None, max_per_user: 100 };
         let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, Clock::system()).unwrap();
         let ttl = actix_web::cookie::time::Duration::hours(2);
         let state: HashMap<String, String> = HashMap::new();

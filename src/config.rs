@@ -84,6 +84,9 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// How long audit events are kept (`DASHBOARD_EVENT_RETENTION`, default 90 days); `None` keeps them.
     pub event_retention: Option<Duration>,
+    /// `DASHBOARD_MAX_SESSIONS_PER_USER` (default 100): a sign-in beyond it ends the user's least
+    /// recently used session.
+    pub max_sessions_per_user: usize,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -157,6 +160,7 @@ impl Settings {
         };
         let login_max_failures = u32::try_from(number("DASHBOARD_LOGIN_MAX_FAILURES", 5, 1, 100)?).unwrap_or(5);
         let password_min_length = number("DASHBOARD_PASSWORD_MIN_LENGTH", 15, 1, PASSWORD_MAX_LENGTH)?;
+        let max_sessions_per_user = number("DASHBOARD_MAX_SESSIONS_PER_USER", 100, 1, 10_000)?;
 
         let trusted_proxies = match var("DASHBOARD_TRUSTED_PROXIES") {
             None => Vec::new(),
@@ -237,6 +241,7 @@ impl Settings {
             // Every core: the hashing threads run at nice 10, so page serving still wins the CPU.
             hash_concurrency: cores.max(1),
             event_retention,
+            max_sessions_per_user,
         })
     }
 
@@ -292,6 +297,7 @@ mod tests {
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.password_min_length, 15);
         assert!(!s.cloud_required);
+        assert_eq!(s.max_sessions_per_user, 100);
     }
 
     #[test]
@@ -312,6 +318,8 @@ mod tests {
             ("DASHBOARD_LISTEN", "nowhere"),
             ("DASHBOARD_PUBLIC_URL", "ftp://x"),
             ("DASHBOARD_LOGIN_MAX_FAILURES", "-1"),
+            ("DASHBOARD_MAX_SESSIONS_PER_USER", "0"),
+            ("DASHBOARD_MAX_SESSIONS_PER_USER", "lots"),
             ("DASHBOARD_SECRET_KEY", "c2hvcnQ="),
             ("DASHBOARD_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("DASHBOARD_LOG_FORMAT", "xml"),

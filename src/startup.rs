@@ -105,7 +105,11 @@ impl Application {
         .map(|token| format!("{public_url}/setup?token={token}"));
 
         let clock = Clock::system();
-        let timeouts = Timeouts { idle: settings.idle_timeout, absolute: settings.absolute_timeout };
+        let timeouts = Timeouts {
+            idle: settings.idle_timeout,
+            absolute: settings.absolute_timeout,
+            max_per_user: settings.max_sessions_per_user,
+        };
         let cookie = SessionCookie::new(Key::from(&key_bytes), secure);
         let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, clock.clone())?;
         let state = web::Data::new(AppState {

@@ -12,9 +12,11 @@
 //! user are therefore linearizable: a password change or a sign-in whose hash was verified before a
 //! reset, a disable or a logout finds the account changed (or its session gone) and writes nothing.
 
+mod devices;
 mod sessions;
 mod users;
 
+pub use devices::{dismiss_notices, network_of, parse_notices, Dismiss, NewDeviceNotice, KNOWN_FOR_MS};
 pub use sessions::*;
 pub use users::*;
 

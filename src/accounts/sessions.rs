@@ -65,9 +65,20 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, Acco
 }
 
 /// Inserts the session row for `user` and records the sign-in (inside the caller's transaction,
-/// which holds the user's lock). Signing in is when the user's expired sessions are cleared away.
+/// which holds the user's lock, so concurrent sign-ins of one user take turns here). Signing in is
+/// when the user's expired sessions are cleared away, when their least recently used ones are ended
+/// to keep within the cap (`Timeouts::max_per_user`), and when a new device is noticed (`user` as
+/// read before this sign-in touched `last_login_at`).
 pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> Result<(), AccountError> {
     sessions::delete_expired_for_user(conn, &user.id, s.now)?;
+    let mut others = sessions::live_of_user(conn, &user.id, s.now)?;
+    let over = (others.len() + 1).saturating_sub(s.timeouts.max_per_user.max(1));
+    let why = format!("least recently used, over the limit of {} sessions per user", s.timeouts.max_per_user);
+    for o in others.drain(..over) {
+        sessions::delete_by_id(conn, &o.id)?;
+        let event = NewEvent::new("session_ended").user(&user.username).session(&o.id).actor("system");
+        events::record(conn, &event.detail(why.as_str()))?;
+    }
     let (idle, absolute) = s.timeouts.expiries_from(s.now);
     sessions::insert(
         conn,
@@ -89,6 +100,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
     )?;
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);
     events::record(conn, &event)?;
+    super::devices::note_sign_in(conn, user, s, &others)?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ pub const KINDS: &[&str] = &[
     "user_disabled",
     "user_enabled",
     "first_admin_created",
+    "new_device_sign_in",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -36,6 +37,7 @@ pub fn label(kind: &str) -> &str {
         "user_disabled" => "User disabled",
         "user_enabled" => "User enabled",
         "first_admin_created" => "First admin created",
+        "new_device_sign_in" => "New device sign-in",
         other => other,
     }
 }
@@ -136,6 +138,61 @@ pub fn list(
         query = query.filter(auth_events::at.lt(*at).or(auth_events::at.eq(*at).and(auth_events::id.lt(id.clone()))));
     }
     query.load(conn)
+}
+
+/// Milliseconds in an hour: the overview's buckets.
+pub const HOUR_MS: i64 = 3_600_000;
+
+#[derive(QueryableByName)]
+struct HourCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    hour: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// How many events of each of `kinds` happened in each hour of `hours` hours from `start`:
+/// `counts[k][h]` for `kinds[k]` and the hour starting at `start + h` hours. Grouped in the database
+/// over a bounded window, one range of the `(kind, at)` index per kind, so the cost follows the
+/// events in the window, not the table's size. The SQL is the same on both databases (integer
+/// division of BIGINTs truncates on both; only the placeholders differ, see [`super::portable_sql`]).
+pub fn hourly_counts(conn: &mut DbConn, kinds: &[&str], start: i64, hours: usize) -> QueryResult<Vec<Vec<i64>>> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    let end = start + hours as i64 * HOUR_MS;
+    let mut counts = vec![vec![0; hours]; kinds.len()];
+    let rows: Vec<HourCount> = match conn {
+        // One text for every number of kinds: an array parameter.
+        DbConn::Postgres(pg) => diesel::sql_query(
+            "SELECT kind, (at - $1) / 3600000 AS hour, COUNT(*) AS n FROM auth_events \
+             WHERE kind = ANY($3) AND at >= $1 AND at < $2 GROUP BY 1, 2",
+        )
+        .bind::<BigInt, _>(start)
+        .bind::<BigInt, _>(end)
+        .bind::<Array<Text>, _>(kinds)
+        .load(pg)?,
+        // SQLite has no arrays: one bound `?` per kind.
+        DbConn::Sqlite(sqlite) => {
+            let marks = vec!["?"; kinds.len()].join(", ");
+            let sql = format!(
+                "SELECT kind, (at - ?1) / 3600000 AS hour, COUNT(*) AS n FROM auth_events \
+                 WHERE at >= ?1 AND at < ?2 AND kind IN ({marks}) GROUP BY 1, 2"
+            );
+            let mut query = diesel::sql_query(sql).bind::<BigInt, _>(start).bind::<BigInt, _>(end).into_boxed();
+            for kind in kinds {
+                query = query.bind::<Text, _>(*kind);
+            }
+            query.load(sqlite)?
+        }
+    };
+    for row in rows {
+        let (Some(k), Ok(h)) = (kinds.iter().position(|k| *k == row.kind), usize::try_from(row.hour)) else { continue };
+        if let Some(slot) = counts[k].get_mut(h) {
+            *slot = row.n;
+        }
+    }
+    Ok(counts)
 }
 
 /// Deletes at most `batch` events older than `before`; returns how many.

@@ -21,6 +21,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    known_devices (user_id, device, network) {
+        user_id -> Text,
+        device -> Text,
+        network -> Text,
+        first_seen -> Int8,
+        last_seen -> Int8,
+    }
+}
+
+diesel::table! {
     login_throttle (key) {
         key -> Text,
         failures -> Int4,
@@ -68,6 +78,7 @@ diesel::table! {
         cloud_expires_at -> Nullable<Int8>,
         auth_method -> Text,
         authenticated_at -> Int8,
+        new_device_notices -> Nullable<Text>,
     }
 }
 
@@ -85,6 +96,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -92,6 +104,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     app_settings,
     auth_events,
+    known_devices,
     login_throttle,
     passkeys,
     recovery_codes,

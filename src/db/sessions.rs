@@ -57,6 +57,8 @@ pub struct LiveRow {
     pub username: String,
     pub role: String,
     pub disabled: i32,
+    /// New-device notices this session has yet to dismiss (JSON; `None`, the common case, when none).
+    pub new_device_notices: Option<String>,
 }
 
 impl LiveRow {
@@ -80,6 +82,7 @@ macro_rules! live_columns {
             users::username,
             users::role,
             users::disabled,
+            sessions::new_device_notices,
         )
     };
 }
@@ -196,6 +199,38 @@ pub fn prune_batch(conn: &mut DbConn, now: i64, batch: i64) -> QueryResult<usize
     }
 }
 
+/// What a sign-in needs to know of the user's other live sessions: which was used least recently
+/// (for the cap), and from what device and network (for new-device notices).
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+pub struct OtherSession {
+    pub id: String,
+    pub last_seen_at: i64,
+    pub ip: String,
+    pub user_agent: String,
+    pub new_device_notices: Option<String>,
+}
+
+/// A user's live sessions, least recently used first (the index on `(user_id, last_seen_at)`).
+pub fn live_of_user(conn: &mut DbConn, user_id: &str, now: i64) -> QueryResult<Vec<OtherSession>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::idle_expires_at.gt(now))
+        .order((sessions::last_seen_at.asc(), sessions::id.asc()))
+        .select(OtherSession::as_select())
+        .load(conn)
+}
+
+/// A session's undismissed new-device notices (JSON); `None` when there is no such session.
+pub fn notices(conn: &mut DbConn, id: &str) -> QueryResult<Option<Option<String>>> {
+    sessions::table.find(id).select(sessions::new_device_notices).first(conn).optional()
+}
+
+/// Replaces a session's new-device notices (`None`: no notice).
+pub fn set_notices(conn: &mut DbConn, id: &str, notices: Option<&str>) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id)).set(sessions::new_device_notices.eq(notices)).execute(conn)
+}
+
 /// Where a page of the session list starts: after this (last seen, id) in newest-first order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cursor {
@@ -255,6 +290,16 @@ pub fn live_summary(conn: &mut DbConn, now: i64) -> QueryResult<(i64, i64)> {
     let sessions_count = live.count().get_result(conn)?;
     let users_count = live.select(diesel::dsl::count(sessions::user_id).aggregate_distinct()).get_result(conn)?;
     Ok((sessions_count, users_count))
+}
+
+/// Live sessions per role (roles without one are left out).
+pub fn live_by_role(conn: &mut DbConn, now: i64) -> QueryResult<Vec<(String, i64)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::idle_expires_at.gt(now))
+        .group_by(users::role)
+        .select((users::role, diesel::dsl::count_star()))
+        .load(conn)
 }
 
 /// Live session counts per user id.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::filters;
 use super::views::SessionView;
 use super::{refuse, render, see_other, Done, Layout};
-use crate::accounts::{self, AccountError, Ending, OwnPasswordChange};
+use crate::accounts::{self, AccountError, Dismiss, Ending, OwnPasswordChange};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
@@ -51,12 +51,56 @@ pub async fn revoke(user: CurrentUser, id: web::Path<String>, state: State) -> R
     db::run(&state.pool, move |conn| Ok(accounts::end_session(conn, &target, Ending::Own { user_id: &owner })))
         .await??;
     tracing::info!(username = %user.username, session = %user.session_id, ended = %id, "user ended one of their sessions");
+    if user.notices.iter().any(|n| n.session == id) {
+        // Ended from its new-device notice: that notice has done its job.
+        let (owner, current) = (user.user_id.clone(), user.session_id.clone());
+        db::run(&state.pool, move |conn| Ok(accounts::dismiss_notices(conn, &owner, &current, Dismiss::About(&id))))
+            .await??;
+    }
     Ok(see_other("/account/sessions?done=session-ended"))
+}
+
+#[derive(Deserialize)]
+pub struct DismissForm {
+    /// The time of the newest notice the page showed: newer ones stay.
+    seen: i64,
+}
+
+/// Dismisses this session's new-device notices (those the page showed), then back to that page.
+pub async fn dismiss_notices(
+    req: HttpRequest,
+    user: CurrentUser,
+    form: web::Form<DismissForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let (owner, current, seen) = (user.user_id.clone(), user.session_id.clone(), form.seen);
+    db::run(&state.pool, move |conn| Ok(accounts::dismiss_notices(conn, &owner, &current, Dismiss::UpTo(seen))))
+        .await??;
+    Ok(see_other(&same_site_page(&req).unwrap_or_else(|| "/".to_owned())))
+}
+
+/// The path (and query) of the page a form was sent from, when the browser said (`Referer`, which
+/// `Referrer-Policy: same-origin` sends only to us) and it is a local path.
+fn same_site_page(req: &HttpRequest) -> Option<String> {
+    let referer = url::Url::parse(req.headers().get(actix_web::http::header::REFERER)?.to_str().ok()?).ok()?;
+    let page = match referer.query() {
+        Some(q) => format!("{}?{q}", referer.path()),
+        None => referer.path().to_owned(),
+    };
+    Some(page).filter(|p| crate::auth::is_local_path(p) && !p.starts_with("/account/notices"))
 }
 
 pub async fn revoke_others(user: CurrentUser, state: State) -> Result<HttpResponse, AppError> {
     let (owner, keep) = (user.user_id.clone(), user.session_id.clone());
     let ended = db::run(&state.pool, move |conn| Ok(accounts::end_other_sessions(conn, &owner, &keep))).await??;
+    if !user.notices.is_empty() {
+        // Every notice was about a session that has just ended.
+        let (owner, current) = (user.user_id.clone(), user.session_id.clone());
+        db::run(&state.pool, move |conn| {
+            Ok(accounts::dismiss_notices(conn, &owner, &current, Dismiss::UpTo(i64::MAX)))
+        })
+        .await??;
+    }
     tracing::info!(username = %user.username, session = %user.session_id, ended, "user ended their other sessions");
     Ok(see_other(&format!("/account/sessions?done=others-ended&n={ended}")))
 }

@@ -64,7 +64,9 @@ mod tests {
                     let value_start = start + attr.len();
                     let value = &text[value_start..value_start + text[value_start..].find('"').unwrap()];
                     // confirm.html's `action` and `cancel` are whole URLs, built in Rust with `path`.
-                    let whole_value_built_in_rust = matches!(value, "{{ action }}" | "{{ cancel }}");
+                    // new_device_notice.html's `end_action()` too.
+                    let whole_value_built_in_rust =
+                        matches!(value, "{{ action }}" | "{{ cancel }}" | "{{ n.end_action() }}");
                     let mut rest = value;
                     while let Some(open) = rest.find("{{") {
                         let close = open + rest[open..].find("}}").unwrap();

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod charts;
 pub mod cloud;
 pub mod dashboard;
 pub mod filters;
@@ -68,6 +69,8 @@ pub static ROUTES: &[Route] = {
         route("GET", "/account/password", SignedIn, || web::get().to(account::password_form)),
         route("POST", "/account/password", SignedIn, || web::post().to(account::change_password)),
         route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)),
+        route("POST", "/account/notices/dismiss", SignedIn, || web::post().to(account::dismiss_notices)),
+        route("GET", "/admin", Admin, || web::get().to(admin::overview::show)),
         route("GET", "/admin/sessions", Admin, || web::get().to(admin::sessions::list)),
         route("POST", "/admin/sessions/{id}/revoke", Admin, || web::post().to(admin::sessions::revoke)),
         route("GET", "/admin/users", Admin, || web::get().to(admin::users::list)),

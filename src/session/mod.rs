@@ -31,6 +31,8 @@ pub struct LiveSession {
     pub created_at: i64,
     pub expires_at: i64,
     pub absolute_expires_at: Option<i64>,
+    /// Sign-ins from new devices this session has yet to dismiss (every page shows them).
+    pub notices: Vec<crate::accounts::NewDeviceNotice>,
 }
 
 /// A session about to be written by the accounts service: the token the cookie will carry (only its

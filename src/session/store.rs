@@ -26,11 +26,14 @@ use crate::db::users::Role;
 use crate::db::{self, sessions, Pool};
 use crate::util::{duration_ms, sha256_hex};
 
-/// Session lifetimes, in force for every session.
+/// Session lifetimes, and how many sessions one user may hold, in force for every session.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
     pub idle: Duration,
     pub absolute: Option<Duration>,
+    /// `DASHBOARD_MAX_SESSIONS_PER_USER`: a sign-in beyond it ends the user's least recently used
+    /// session, in the sign-in's transaction (`accounts::insert_session`).
+    pub max_per_user: usize,
 }
 
 impl Timeouts {
@@ -131,6 +134,7 @@ impl SessionStore for DbSessionStore {
             created_at: row.created_at,
             expires_at,
             absolute_expires_at: row.absolute_expires_at,
+            notices: crate::accounts::parse_notices(row.new_device_notices.as_deref()),
         }));
         Ok(Some(state))
     }
@@ -194,16 +198,16 @@ mod tests {
 
     #[test]
     fn slack_is_a_twentieth_capped_at_a_minute() {
-        let t = |idle| Timeouts { idle: Duration::from_secs(idle), absolute: None }.refresh_slack();
+        let t = |idle| Timeouts { idle: Duration::from_secs(idle), absolute: None, max_per_user: 100 }.refresh_slack();
         assert_eq!(t(7200), Duration::from_secs(60));
         assert_eq!(t(20), Duration::from_secs(1));
     }
 
     #[test]
     fn the_idle_expiry_never_passes_the_absolute_one() {
-        let t = Timeouts { idle: Duration::from_secs(10), absolute: Some(Duration::from_secs(4)) };
+        let t = Timeouts { idle: Duration::from_secs(10), absolute: Some(Duration::from_secs(4)), max_per_user: 100 };
         assert_eq!(t.expiries_from(1_000), (5_000, Some(5_000)));
-        let t = Timeouts { idle: Duration::from_secs(10), absolute: None };
+        let t = Timeouts { idle: Duration::from_secs(10), absolute: None, max_per_user: 100 };
         assert_eq!(t.expiries_from(1_000), (11_000, None));
     }
 }

@@ -177,6 +177,21 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         .login("ada", PASSWORD)
         .await;
 
+    // A day of sign-ins for the overview's charts: a working day's rhythm, a burst of failures
+    // ending in a lockout, two new devices.
+    let now = dashboard::util::now_ms();
+    let mut day = Vec::new();
+    for hours_ago in 0..24i64 {
+        let at = now - hours_ago * 3_600_000 - 60_000;
+        let busy = [2, 3, 5, 8, 11, 9, 7, 10, 12, 9, 6, 4, 2, 1, 0, 0, 1, 0, 0, 1, 2, 3, 2, 1][hours_ago as usize];
+        day.extend((0..busy).map(|i| ("sign_in", at - i * 1000)));
+        day.extend((0..busy / 4).map(|i| ("sign_in_failed", at - i * 1000 - 500)));
+    }
+    day.extend((0..6).map(|i| ("sign_in_failed", now - 5 * 3_600_000 - i * 1000)));
+    day.extend([("locked_out", now - 5 * 3_600_000), ("new_device_sign_in", now - 9 * 3_600_000)]);
+    day.push(("new_device_sign_in", now - 15 * 3_600_000));
+    crate::overview::seed_events(&app, day).await;
+
     let result = async {
         // Opening the dashboard sends the browser to sign in.
         client.goto(&app.url("/")).await.unwrap();
@@ -199,6 +214,7 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
 
         for (link, path, name) in [
             ("Password", "/account/password", "password"),
+            ("Overview", "/admin", "admin-overview"),
             ("Active sessions", "/admin/sessions", "admin-sessions"),
             ("Users", "/admin/users", "admin-users"),
             ("Audit log", "/admin/events", "admin-events"),
@@ -215,6 +231,8 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         client.set_window_size(360, 800).await.unwrap();
         client.goto(&app.url("/admin/sessions")).await.unwrap();
         shot(&client, "admin-sessions-narrow").await;
+        client.goto(&app.url("/admin")).await.unwrap();
+        shot(&client, "admin-overview-narrow").await;
         client.set_window_size(1280, 900).await.unwrap();
 
         // Sign out through the header's button.

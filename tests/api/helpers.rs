@@ -206,6 +206,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The app's session lifetimes and cap, as sign-in hands them to the accounts service.
+    pub fn state_timeouts(&self) -> dashboard::session::Timeouts {
+        self.state.config.timeouts
+    }
+
     /// How many times cloud access read its secret from Secrets Manager.
     pub fn cloud_reads(&self) -> u64 {
         self.state.cloud.as_ref().map_or(0, |c| c.secrets.reads())

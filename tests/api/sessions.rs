@@ -161,7 +161,7 @@ async fn an_update_racing_a_logout_does_not_resurrect_the_session(kind: DbKind) 
     let app = spawn_app(kind).await;
     let alice = app.create_user("alice", Role::User).await;
     let database = dashboard::config::Settings::with_database(&app.db.url).unwrap().database;
-    let timeouts = Timeouts { idle: Duration::from_secs(60), absolute: None };
+    let timeouts = Timeouts { idle: Duration::from_secs(60), absolute: None, max_per_user: 100 };
     let store = DbSessionStore::new(app.pool.clone(), &database, timeouts, app.clock.clone()).unwrap();
     let ttl = actix_web::cookie::time::Duration::seconds(60);
     let key: SessionKey = app.sign_in_directly(&alice, timeouts).await;

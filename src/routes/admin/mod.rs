@@ -2,6 +2,7 @@
 //! lets only admins in; the role is read from the database on every request.
 
 pub mod events;
+pub mod overview;
 pub mod sessions;
 pub mod users;
 

@@ -1,0 +1,36 @@
+//! The `known_devices` table: the devices and networks each user has signed in from, and when last.
+
+use diesel::prelude::*;
+
+use super::schema::known_devices;
+use super::DbConn;
+
+/// When `user_id` last signed in from `device` on `network`, if ever (within the kept rows).
+pub fn last_seen(conn: &mut DbConn, user_id: &str, device: &str, network: &str) -> QueryResult<Option<i64>> {
+    known_devices::table.find((user_id, device, network)).select(known_devices::last_seen).first(conn).optional()
+}
+
+/// Notes a sign-in from `device` on `network` at `now`. Called in the sign-in's transaction, which
+/// holds the user's lock: no other sign-in of this user can insert the same row meanwhile.
+pub fn remember(conn: &mut DbConn, user_id: &str, device: &str, network: &str, now: i64) -> QueryResult<()> {
+    let updated = diesel::update(known_devices::table.find((user_id, device, network)))
+        .set(known_devices::last_seen.eq(now))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(known_devices::table)
+            .values((
+                known_devices::user_id.eq(user_id),
+                known_devices::device.eq(device),
+                known_devices::network.eq(network),
+                known_devices::first_seen.eq(now),
+                known_devices::last_seen.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Deletes the rows last seen before `before` (a few per user: one statement); returns how many.
+pub fn prune(conn: &mut DbConn, before: i64) -> QueryResult<usize> {
+    diesel::delete(known_devices::table.filter(known_devices::last_seen.lt(before))).execute(conn)
+}
