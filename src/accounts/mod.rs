@@ -139,12 +139,10 @@ fn transaction<T>(
     conn.transaction(f)
 }
 
-/// Locks one user's row (a no-op UPDATE) and reads it; `None` when there is no such user.
+/// Locks one user's row and reads it (one statement, see [`crate::db::users::lock`]); `None` when
+/// there is no such user.
 fn lock_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<User>> {
-    diesel::update(users_table::table.find(user_id))
-        .set(users_table::disabled.eq(users_table::disabled))
-        .execute(conn)?;
-    users_table::table.find(user_id).select(User::as_select()).first(conn).optional()
+    crate::db::users::lock(conn, user_id)
 }
 
 /// [`lock_user`] by name.

@@ -48,10 +48,7 @@ pub struct PasswordSignIn {
 /// sign-in. [`AccountError::Changed`] means nothing was written.
 pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, AccountError> {
     transaction(conn, |conn| {
-        let now = sign_in.session.now;
-        // Locks the row, notes the sign-in and reads the account in one statement; a refusal below
-        // rolls the note back with everything else.
-        let user = users::lock_for_sign_in(conn, &sign_in.user_id, now)?.ok_or(AccountError::Changed)?;
+        let user = lock_user(conn, &sign_in.user_id)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() || user.password_hash != sign_in.verified_hash {
             return Err(AccountError::Changed);
         }
@@ -68,7 +65,7 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, Acco
 /// which holds the user's lock, so concurrent sign-ins of one user take turns here). Signing in is
 /// when the user's expired sessions are cleared away, when their least recently used ones are ended
 /// to keep within the cap (`Timeouts::max_per_user`), and when a new device is noticed (`user` as
-/// read before this sign-in touched `last_login_at`).
+/// read when it was locked, before this sign-in: `last_login_at` is set here, last).
 pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> Result<(), AccountError> {
     sessions::delete_expired_for_user(conn, &user.id, s.now)?;
     let mut others = sessions::live_of_user(conn, &user.id, s.now)?;
@@ -101,6 +98,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);
     events::record(conn, &event)?;
     super::devices::note_sign_in(conn, user, s, &others)?;
+    users::touch_last_login(conn, &user.id, s.now)?;
     Ok(())
 }
 

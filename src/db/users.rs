@@ -152,15 +152,20 @@ pub fn set_password_hash(conn: &mut DbConn, user_id: &str, hash: &str) -> QueryR
     diesel::update(users::table.find(user_id)).set(users::password_hash.eq(hash)).execute(conn)
 }
 
-/// Sets the last sign-in time and returns the row as it now is (`None`: no such user). Being a
-/// write, it also locks the row for the rest of the transaction.
-pub fn lock_for_sign_in(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<Option<User>> {
+/// Locks one user's row for the rest of the transaction and reads it, in one statement (a no-op
+/// UPDATE … RETURNING: a write, so SQLite takes its write lock and PostgreSQL the row lock before
+/// anything is read); `None` when there is no such user.
+pub fn lock(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<User>> {
     // On the backend's own connection: RETURNING is not offered through the MultiConnection.
     crate::on_backend!(conn, |c| diesel::update(users::table.find(user_id))
-        .set(users::last_login_at.eq(Some(at)))
+        .set(users::disabled.eq(users::disabled))
         .returning(User::as_returning())
         .get_result(c)
         .optional())
+}
+
+pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
 }
 
 #[cfg(test)]
