@@ -203,6 +203,7 @@ pub async fn submit(
             cloud,
             timeouts: state.config.timeouts,
             now: state.now_ms(),
+            auth_method: accounts::AuthMethod::Password,
         },
     };
     match db::run(&state.pool, move |conn| Ok(accounts::sign_in(conn, &sign_in)))

@@ -108,6 +108,7 @@ pub async fn submit(
         cloud: None,
         timeouts: state.config.timeouts,
         now: state.now_ms(),
+        auth_method: accounts::AuthMethod::Password,
     };
     let (spent, new_name) = (token.clone(), name.clone());
     let created = db::run(&state.pool, move |conn| {

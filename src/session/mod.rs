@@ -31,6 +31,12 @@ pub struct LiveSession {
     pub created_at: i64,
     pub expires_at: i64,
     pub absolute_expires_at: Option<i64>,
+    /// How the session signed in.
+    pub auth_method: crate::accounts::AuthMethod,
+    /// When it last authenticated (sign-in, `/reauth`) or did a sensitive action (epoch ms).
+    pub authenticated_at: i64,
+    /// Whether the user has the authenticator app on.
+    pub has_totp: bool,
 }
 
 /// A session about to be written by the accounts service: the token the cookie will carry (only its

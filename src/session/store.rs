@@ -131,6 +131,10 @@ impl SessionStore for DbSessionStore {
             created_at: row.created_at,
             expires_at,
             absolute_expires_at: row.absolute_expires_at,
+            auth_method: crate::accounts::AuthMethod::parse(&row.auth_method)
+                .unwrap_or(crate::accounts::AuthMethod::Password),
+            authenticated_at: row.authenticated_at,
+            has_totp: row.has_totp,
         }));
         Ok(Some(state))
     }

@@ -279,6 +279,7 @@ impl TestApp {
                 cloud: None,
                 timeouts,
                 now: self.clock.now_ms(),
+                auth_method: dashboard::accounts::AuthMethod::Password,
             },
         };
         self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in).unwrap())).await;
