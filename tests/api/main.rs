@@ -19,6 +19,7 @@ mod pages;
 mod races;
 mod reauth;
 mod routes;
+mod second_factors;
 mod security;
 mod sessions;
 mod setup;
