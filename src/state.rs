@@ -50,6 +50,8 @@ pub struct AppState {
     /// Seals the not-yet-confirmed secret of an app being set up, in the set-up form (bound to the
     /// user, with an expiry inside).
     pub totp_setup_seal: crate::seal::Sealer,
+    /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
+    pub second_step_hold: crate::hold::HoldPoint,
 }
 
 /// What handlers take.

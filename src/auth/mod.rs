@@ -5,6 +5,7 @@ pub mod codes;
 pub mod csrf;
 pub mod guard;
 pub mod password;
+pub mod pending;
 pub mod reauth;
 pub mod recovery;
 pub mod totp;
