@@ -12,6 +12,7 @@ mod cloud;
 mod expiry;
 mod limits;
 mod login;
+mod mfa_policy;
 mod migrations;
 mod names;
 mod outage;
