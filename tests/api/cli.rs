@@ -254,7 +254,10 @@ async fn lists_have_a_header_on_a_terminal_and_say_when_they_are_empty(kind: DbK
     let lines: Vec<&str> = users.lines().collect();
     assert_eq!(lines.len(), 3, "{users}");
     assert!(
-        lines[0].starts_with("NAME ") && lines[0].contains("ROLE") && lines[0].ends_with("LAST SIGN-IN"),
+        lines[0].starts_with("NAME ")
+            && lines[0].contains("ROLE")
+            && lines[0].contains("LAST SIGN-IN")
+            && lines[0].ends_with("SECOND FACTORS"),
         "{users}"
     );
     assert!(lines[1].starts_with("alice  ") && lines[2].starts_with("bob  "), "{users}");
