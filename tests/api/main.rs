@@ -7,6 +7,7 @@ mod helpers;
 mod account;
 mod admin;
 mod browser;
+mod browser_mfa;
 mod cli;
 mod cloud;
 mod expiry;
