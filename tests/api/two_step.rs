@@ -23,6 +23,7 @@ both_databases!(
     a_code_of_a_disabled_app_signs_nobody_in,
     two_submissions_of_one_code_sign_in_at_most_once,
     with_the_policy_off_the_password_is_enough_and_the_pages_are_gone,
+    one_code_signs_in_once_across_two_instances_on_one_database,
 );
 
 /// alice with the app on (enrolled through the pages), signed out; returns the secret and her
@@ -251,4 +252,22 @@ async fn with_the_policy_off_the_password_is_enough_and_the_pages_are_gone(kind:
     // /reauth asks for the password only.
     let page = me.get("/reauth").await.text().await.unwrap();
     assert!(!page.contains("name=\"code\""));
+}
+
+async fn one_code_signs_in_once_across_two_instances_on_one_database(kind: DbKind) {
+    let one = spawn_app(kind).await;
+    let (secret, _) = alice_with_the_app(&one).await;
+    let two = spawn_app_with(one.db.clone(), |_| {}).await;
+    two.clock.advance(std::time::Duration::from_secs(dashboard::auth::totp::STEP_SECONDS)); // the same time as one
+    let (a, b) = (one.browser(), two.browser());
+    a.login("alice", PASSWORD).await;
+    b.login("alice", PASSWORD).await;
+    let same = code(&one, &secret, 0);
+    let mut held = one.app_state().second_step_hold.hold_next();
+    let first = a.submit_in_background("/login/mfa", "/login/mfa", &[("code", &same)]).await;
+    held.reached().await;
+    assert_eq!(location(&second_step(&b, &same).await), "/", "the other instance accepts it");
+    held.release();
+    assert_eq!(first.await.unwrap().status(), 401, "this instance refuses it: the step is taken in the database");
+    assert_eq!(one.session_rows().await, 1);
 }
