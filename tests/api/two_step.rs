@@ -158,7 +158,7 @@ async fn recovery_codes_sign_in_once_and_say_how_many_are_left(kind: DbKind) {
     me.login("alice", PASSWORD).await;
     assert_eq!(second_step(&me, &codes[3]).await.status(), 401, "single use");
     assert_eq!(second_step(&me, "aaaa-bbbb-cccc-dddd").await.status(), 401, "not one of hers");
-    // At /reauth too, once.
+    // Another of them works.
     let res = second_step(&me, &codes[4]).await;
     assert_eq!(location(&res), "/account/security?done=recovery-code-used&n=8");
 }
