@@ -24,6 +24,7 @@ both_databases!(
     two_submissions_of_one_code_sign_in_at_most_once,
     with_the_policy_off_the_password_is_enough_and_the_pages_are_gone,
     one_code_signs_in_once_across_two_instances_on_one_database,
+    a_password_reset_or_a_disable_between_the_steps_ends_the_pending_sign_in,
 );
 
 /// alice with the app on (enrolled through the pages), signed out; returns the secret and her
@@ -270,4 +271,24 @@ async fn one_code_signs_in_once_across_two_instances_on_one_database(kind: DbKin
     held.release();
     assert_eq!(first.await.unwrap().status(), 401, "this instance refuses it: the step is taken in the database");
     assert_eq!(one.session_rows().await, 1);
+}
+
+async fn a_password_reset_or_a_disable_between_the_steps_ends_the_pending_sign_in(kind: DbKind) {
+    use dashboard::accounts::{self, Actor};
+    let app = spawn_app(kind).await;
+    let (secret, _) = alice_with_the_app(&app).await;
+    let me = app.me();
+    me.login("alice", PASSWORD).await;
+    let hash = dashboard::auth::password::hash_blocking("a brand new long passphrase").unwrap();
+    app.with_db(move |c| Ok(accounts::set_password(c, "alice", &hash, Actor::Cli).unwrap())).await;
+    let res = second_step(&me, &code(&app, &secret, 0)).await;
+    assert_eq!(location(&res), "/login", "the password it was started with is no longer hers");
+    assert_eq!(app.session_rows().await, 0);
+
+    next_step(&app);
+    me.login("alice", "a brand new long passphrase").await;
+    app.with_db(|c| Ok(accounts::disable(c, "alice", Actor::Cli).unwrap())).await;
+    let res = second_step(&me, &code(&app, &secret, 0)).await;
+    assert_eq!(location(&res), "/login");
+    assert_eq!(app.session_rows().await, 0);
 }
