@@ -51,6 +51,7 @@ fn store_ops(c: &mut Criterion) {
                     cloud: None,
                     timeouts,
                     now: dashboard::util::now_ms(),
+                    auth_method: dashboard::accounts::AuthMethod::Password,
                 },
             };
             accounts::sign_in(&mut pool.get().unwrap(), &sign_in).unwrap();

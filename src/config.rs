@@ -58,6 +58,44 @@ pub enum LogFormat {
     Json,
 }
 
+/// Who must have a second factor (`DASHBOARD_MFA`, contract §7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MfaPolicy {
+    /// Users may add second factors (the default).
+    Optional,
+    /// Admins must have one.
+    RequiredForAdmins,
+    /// Everyone must have one.
+    Required,
+    /// No second factors at all: their pages answer `404` and sign-in asks for the password only.
+    Off,
+}
+
+impl MfaPolicy {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.to_ascii_lowercase().as_str() {
+            "optional" => Some(Self::Optional),
+            "required-for-admins" => Some(Self::RequiredForAdmins),
+            "required" => Some(Self::Required),
+            "off" => Some(Self::Off),
+            _ => None,
+        }
+    }
+
+    /// Whether a user of `role` must have a second factor.
+    pub fn requires(self, role: crate::db::users::Role) -> bool {
+        match self {
+            Self::Required => true,
+            Self::RequiredForAdmins => role == crate::db::users::Role::Admin,
+            Self::Optional | Self::Off => false,
+        }
+    }
+
+    pub fn enabled(self) -> bool {
+        self != Self::Off
+    }
+}
+
 /// Everything the program is configured with. Built once, validated, then passed down.
 pub struct Settings {
     pub database: DatabaseUrl,
@@ -87,6 +125,11 @@ pub struct Settings {
     /// `DASHBOARD_MAX_SESSIONS_PER_USER` (default 100): a sign-in beyond it ends the user's least
     /// recently used session.
     pub max_sessions_per_user: usize,
+    /// `DASHBOARD_MFA`.
+    pub mfa: MfaPolicy,
+    /// `DASHBOARD_REAUTH_MAX_AGE`: how long after its last authentication a session may perform
+    /// sensitive actions.
+    pub reauth_max_age: Duration,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -149,6 +192,13 @@ impl Settings {
         let prune_interval = duration("DASHBOARD_PRUNE_INTERVAL", "10m", true)?;
         let login_lockout = duration("DASHBOARD_LOGIN_LOCKOUT", "15m", false)?.unwrap_or_default();
         let event_retention = duration("DASHBOARD_EVENT_RETENTION", "90days", true)?;
+        let reauth_max_age = duration("DASHBOARD_REAUTH_MAX_AGE", "15m", false)?.unwrap_or_default();
+        let mfa = match var("DASHBOARD_MFA") {
+            None => MfaPolicy::Optional,
+            Some(raw) => MfaPolicy::parse(&raw).ok_or_else(|| {
+                bad("DASHBOARD_MFA", format!("`{raw}` is not optional, required-for-admins, required or off"))
+            })?,
+        };
 
         let number = |name: &str, default: usize, min: usize, max: usize| -> Result<usize, String> {
             let raw = var(name).unwrap_or_else(|| default.to_string());
@@ -242,6 +292,8 @@ impl Settings {
             hash_concurrency: cores.max(1),
             event_retention,
             max_sessions_per_user,
+            mfa,
+            reauth_max_age,
         })
     }
 
@@ -298,6 +350,22 @@ mod tests {
         assert_eq!(s.password_min_length, 15);
         assert!(!s.cloud_required);
         assert_eq!(s.max_sessions_per_user, 100);
+        assert_eq!(s.mfa, MfaPolicy::Optional);
+        assert_eq!(s.reauth_max_age, Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn the_mfa_policy_reads_its_four_values() {
+        for (raw, policy) in [
+            ("optional", MfaPolicy::Optional),
+            ("required-for-admins", MfaPolicy::RequiredForAdmins),
+            ("Required", MfaPolicy::Required),
+            ("off", MfaPolicy::Off),
+        ] {
+            assert_eq!(parse(&[("DASHBOARD_MFA", raw)]).unwrap().mfa, policy, "{raw}");
+        }
+        let s = parse(&[("DASHBOARD_REAUTH_MAX_AGE", "5m")]).unwrap();
+        assert_eq!(s.reauth_max_age, Duration::from_secs(300));
     }
 
     #[test]
@@ -324,6 +392,9 @@ mod tests {
             ("DASHBOARD_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("DASHBOARD_LOG_FORMAT", "xml"),
             ("DASHBOARD_CLOUD_REQUIRED", "maybe"),
+            ("DASHBOARD_MFA", "sometimes"),
+            ("DASHBOARD_REAUTH_MAX_AGE", "soon"),
+            ("DASHBOARD_REAUTH_MAX_AGE", "off"),
             ("DATABASE_URL", "mysql://h/db"),
         ] {
             let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));

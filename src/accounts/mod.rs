@@ -13,10 +13,12 @@
 //! reset, a disable or a logout finds the account changed (or its session gone) and writes nothing.
 
 mod devices;
+mod factors;
 mod sessions;
 mod users;
 
 pub use devices::{dismiss_notices, network_of, parse_notices, Dismiss, NewDeviceNotice, KNOWN_FOR_MS};
+pub use factors::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -53,6 +55,17 @@ pub enum AccountError {
     /// The session the request runs in was ended meanwhile: nothing was written.
     #[error("the session has ended")]
     SessionEnded,
+    #[error("no passkey with id `{0}`")]
+    NoSuchPasskey(String),
+    /// What was to be removed is not there (shown as it is).
+    #[error("{0}")]
+    NothingToRemove(&'static str),
+    /// The pending sign-in was used already, or expired.
+    #[error("the sign-in has expired")]
+    PendingGone,
+    /// The second-factor code was spent already (or the app changed): nothing was written.
+    #[error("the code is not right")]
+    CodeNotAccepted,
     #[error("setup is no longer open")]
     SetupClosed,
     #[error(transparent)]
@@ -64,11 +77,13 @@ impl From<AccountError> for crate::error::AppError {
     fn from(e: AccountError) -> Self {
         use crate::error::AppError;
         match e {
-            AccountError::NoSuchUser(_) | AccountError::NoSuchSession(_) | AccountError::SetupClosed => {
-                AppError::NotFound
-            }
-            AccountError::Changed | AccountError::SessionEnded => AppError::Unauthenticated,
+            AccountError::NoSuchUser(_)
+            | AccountError::NoSuchSession(_)
+            | AccountError::NoSuchPasskey(_)
+            | AccountError::SetupClosed => AppError::NotFound,
+            AccountError::Changed | AccountError::SessionEnded | AccountError::PendingGone => AppError::Unauthenticated,
             AccountError::Database(e) => AppError::Internal(e.into()),
+            AccountError::NothingToRemove(why) => AppError::BadRequest(why.to_owned()),
             other => AppError::BadRequest(capitalized(&other.to_string())),
         }
     }

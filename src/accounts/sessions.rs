@@ -18,6 +18,43 @@ pub struct CloudGrant {
     pub expires_at: i64,
 }
 
+/// How a session signed in (the `sessions.auth_method` column).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthMethod {
+    Password,
+    /// The password and an authenticator-app code.
+    Totp,
+    /// The password and a recovery code.
+    RecoveryCode,
+    /// A passkey (alone, or after the password).
+    Passkey,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Totp => "totp",
+            Self::RecoveryCode => "recovery_code",
+            Self::Passkey => "passkey",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Password, Self::Totp, Self::RecoveryCode, Self::Passkey].into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// In words, for pages and the audit log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Totp => "password and authenticator app",
+            Self::RecoveryCode => "password and recovery code",
+            Self::Passkey => "passkey",
+        }
+    }
+}
+
 /// The session a sign-in creates: what sign-in hands the store, as one typed value.
 pub struct NewSession {
     /// The token's hash and public id, and actix-session's state (see [`crate::session::prepare`]).
@@ -27,6 +64,8 @@ pub struct NewSession {
     pub cloud: Option<CloudGrant>,
     pub timeouts: Timeouts,
     pub now: i64,
+    /// How it signed in; `now` is its first authentication (the re-authentication window starts).
+    pub auth_method: AuthMethod,
 }
 
 /// A sign-in with a password that was verified against `verified_hash`.
@@ -93,9 +132,12 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
             cloud_token: s.cloud.as_ref().map(|c| c.sealed_token.as_str()),
             cloud_role: s.cloud.as_ref().map(|c| c.role.as_str()),
             cloud_expires_at: s.cloud.as_ref().map(|c| c.expires_at),
+            auth_method: s.auth_method.as_str(),
+            authenticated_at: s.now,
         },
     )?;
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);
+    let event = event.detail(format!("with {}", s.auth_method.describe()));
     events::record(conn, &event)?;
     super::devices::note_sign_in(conn, user, s, &others)?;
     users::touch_last_login(conn, &user.id, s.now)?;

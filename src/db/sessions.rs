@@ -22,6 +22,8 @@ pub struct SessionRow {
     pub cloud_token: Option<String>,
     pub cloud_role: Option<String>,
     pub cloud_expires_at: Option<i64>,
+    pub auth_method: String,
+    pub authenticated_at: i64,
 }
 
 #[derive(Insertable)]
@@ -40,6 +42,8 @@ pub struct NewSession<'a> {
     pub cloud_token: Option<&'a str>,
     pub cloud_role: Option<&'a str>,
     pub cloud_expires_at: Option<i64>,
+    pub auth_method: &'a str,
+    pub authenticated_at: i64,
 }
 
 /// What a request reads of its session and user, once per request, so nothing more: no password
@@ -59,6 +63,10 @@ pub struct LiveRow {
     pub disabled: i32,
     /// New-device notices this session has yet to dismiss (JSON; `None`, the common case, when none).
     pub new_device_notices: Option<String>,
+    pub auth_method: String,
+    pub authenticated_at: i64,
+    /// Whether the user has the authenticator app on (for the second-factor policy).
+    pub has_totp: bool,
 }
 
 impl LiveRow {
@@ -83,6 +91,9 @@ macro_rules! live_columns {
             users::role,
             users::disabled,
             sessions::new_device_notices,
+            sessions::auth_method,
+            sessions::authenticated_at,
+            users::totp_secret.is_not_null(),
         )
     };
 }
@@ -153,6 +164,12 @@ pub fn rotate_token(conn: &mut DbConn, id: &str, user_id: &str, token_hash: &str
     )
     .set(sessions::token_hash.eq(token_hash))
     .execute(conn)
+}
+
+/// Records that the session `id` authenticated (or did a sensitive action) at `now`: its
+/// re-authentication window starts again. 0 rows when it has ended.
+pub fn set_authenticated_at(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id)).set(sessions::authenticated_at.eq(now)).execute(conn)
 }
 
 pub fn delete_by_token_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {

@@ -45,6 +45,10 @@ pub struct User {
     pub disabled: i32,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
+    /// The authenticator app's secret, sealed ([`crate::seal`]); `None` when the app is off.
+    pub totp_secret: Option<String>,
+    /// The last time step an app code was accepted for (each code is accepted once).
+    pub totp_last_step: Option<i64>,
 }
 
 impl User {

@@ -108,6 +108,7 @@ pub async fn submit(
         cloud: None,
         timeouts: state.config.timeouts,
         now: state.now_ms(),
+        auth_method: accounts::AuthMethod::Password,
     };
     let (spent, new_name) = (token.clone(), name.clone());
     let created = db::run(&state.pool, move |conn| {
@@ -119,7 +120,9 @@ pub async fn submit(
         Ok(admin) => {
             crate::session::hand_over(new_token);
             tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
-            Ok(see_other("/"))
+            // When admins must have a second factor, straight to adding one.
+            let must_add = state.config.mfa.requires(users::Role::Admin);
+            Ok(see_other(if must_add { "/account/security" } else { "/" }))
         }
         Err(e) => {
             crate::session::abandon(&session);

@@ -91,6 +91,8 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         cloud_token: None,
                         cloud_role: None,
                         cloud_expires_at: None,
+                        auth_method: "password",
+                        authenticated_at: now,
                     },
                 )
                 .map(drop)

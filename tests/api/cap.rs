@@ -116,6 +116,7 @@ async fn parallel_sign_ins_of_one_user_never_exceed_the_cap(kind: DbKind) {
                             cloud: None,
                             timeouts,
                             now,
+                            auth_method: dashboard::accounts::AuthMethod::Password,
                         },
                     };
                     barrier.wait();

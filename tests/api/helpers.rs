@@ -20,8 +20,17 @@ pub enum DbKind {
 /// PostgreSQL tests run when `TEST_DATABASE_URL` names a server (any database on it; each test
 /// creates its own). Whether it was set is decided when the tests are built (see `build.rs`), so
 /// without it the PostgreSQL variants show as *ignored* rather than passed.
+///
+/// Without TLS (`sslmode=disable`, unless the URL asks otherwise): the server is on loopback, and
+/// libpq's OpenSSL state is torn down by an exit handler while the pools' background threads may
+/// still be inside a TLS connection, which crashed the test binary at exit (SIGSEGV after every
+/// test had passed).
 pub fn postgres_url() -> Option<String> {
-    std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    let url = std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+    if url.contains("sslmode=") {
+        return Some(url);
+    }
+    Some(format!("{url}{}sslmode=disable", if url.contains('?') { '&' } else { '?' }))
 }
 
 /// Declares, for each async test function taking a `DbKind`, one test per database: `NAME::sqlite`
@@ -211,6 +220,11 @@ impl TestApp {
         self.state.config.timeouts
     }
 
+    /// The app's shared state (for its test hooks).
+    pub fn app_state(&self) -> &dashboard::state::AppState {
+        &self.state
+    }
+
     /// How many times cloud access read its secret from Secrets Manager.
     pub fn cloud_reads(&self) -> u64 {
         self.state.cloud.as_ref().map_or(0, |c| c.secrets.reads())
@@ -284,6 +298,7 @@ impl TestApp {
                 cloud: None,
                 timeouts,
                 now: self.clock.now_ms(),
+                auth_method: dashboard::accounts::AuthMethod::Password,
             },
         };
         self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in).unwrap())).await;
