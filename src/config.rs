@@ -84,6 +84,8 @@ pub struct Settings {
     pub hash_concurrency: usize,
     /// How long audit events are kept (`DASHBOARD_EVENT_RETENTION`, default 90 days); `None` keeps them.
     pub event_retention: Option<Duration>,
+    /// `DASHBOARD_METRICS_LISTEN`: where the Prometheus listener binds; `None` (the default) serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -216,6 +218,17 @@ impl Settings {
             Some(other) => return Err(bad("DASHBOARD_LOG_FORMAT", format!("`{other}` is not text or json"))),
         };
 
+        let metrics_listen = match var("DASHBOARD_METRICS_LISTEN") {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("off") => None,
+            Some(raw) => Some(
+                raw.to_socket_addrs()
+                    .map_err(|e| bad("DASHBOARD_METRICS_LISTEN", format!("`{raw}` is not HOST:PORT ({e})")))?
+                    .next()
+                    .ok_or_else(|| bad("DASHBOARD_METRICS_LISTEN", format!("`{raw}` resolves to no address")))?,
+            ),
+        };
+
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(Self {
             database,
@@ -237,6 +250,7 @@ impl Settings {
             // Every core: the hashing threads run at nice 10, so page serving still wins the CPU.
             hash_concurrency: cores.max(1),
             event_retention,
+            metrics_listen,
         })
     }
 

@@ -9,6 +9,8 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod limits;
+pub mod metrics;
+pub mod progress;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -89,4 +89,12 @@ diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, passkeys, recovery_codes, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    app_settings,
+    auth_events,
+    login_throttle,
+    passkeys,
+    recovery_codes,
+    sessions,
+    users,
+);

@@ -127,6 +127,7 @@ pub async fn submit(
         Ok(user) => user,
         Err(until) => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
+            crate::metrics::sign_in(crate::metrics::SignIn::Locked);
             return locked(until, state.now_ms());
         }
     };
@@ -150,6 +151,7 @@ pub async fn submit(
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in failed");
+            crate::metrics::sign_in(crate::metrics::SignIn::Wrong);
             let event = NewEvent::new("sign_in_failed").user(&shown_username).ip(&ip);
             if let Some(what) = attempts::fail(&state, &counters, event).await? {
                 tracing::warn!(username = %shown_username, client_ip = %ip, locked = what, "sign-in locked out");
@@ -170,6 +172,7 @@ pub async fn submit(
                     NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("cloud access unavailable");
                 events::log(&state.pool, event).await;
                 attempts::release(&state, &counters).await?; // the password was right
+                crate::metrics::sign_in(crate::metrics::SignIn::Refused);
                 return invalid(&csrf, next, shown_username);
             }
             Err(e) => {
@@ -212,6 +215,7 @@ pub async fn submit(
         Ok(_) => {
             crate::session::hand_over(token);
             tracing::info!(username = %user.username, client_ip = %ip, "sign-in succeeded");
+            crate::metrics::sign_in(crate::metrics::SignIn::Success);
             Ok(see_other(next.as_deref().unwrap_or("/")))
         }
         Err(AccountError::Changed) => {
@@ -221,6 +225,7 @@ pub async fn submit(
                 NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("the account changed meanwhile");
             attempts::fail(&state, &counters[..1], event).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
+            crate::metrics::sign_in(crate::metrics::SignIn::Refused);
             invalid(&csrf, next, shown_username)
         }
         Err(e) => {
