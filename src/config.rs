@@ -306,6 +306,9 @@ mod tests {
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.password_min_length, 15);
         assert!(!s.cloud_required);
+        assert_eq!(s.metrics_listen, None, "metrics are off unless asked for");
+        let on = parse(&[("DASHBOARD_METRICS_LISTEN", "127.0.0.1:9181")]).unwrap();
+        assert_eq!(on.metrics_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9181"));
     }
 
     #[test]
@@ -324,6 +327,7 @@ mod tests {
             ("DASHBOARD_SESSION_IDLE_TIMEOUT", "off"),
             ("DASHBOARD_PRUNE_INTERVAL", "0s"),
             ("DASHBOARD_LISTEN", "nowhere"),
+            ("DASHBOARD_METRICS_LISTEN", "9181"),
             ("DASHBOARD_PUBLIC_URL", "ftp://x"),
             ("DASHBOARD_LOGIN_MAX_FAILURES", "-1"),
             ("DASHBOARD_SECRET_KEY", "c2hvcnQ="),
