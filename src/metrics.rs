@@ -237,6 +237,10 @@ pub fn server(listener: TcpListener, handle: PrometheusHandle, pool: Pool, clock
 /// One scrape: the live sessions are counted now (one indexed count; when the database does not
 /// answer, the gauge keeps its last value and the rest is still served), then everything is rendered.
 async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
+    // One scrape at a time per process (the recorder is the process's): the gauge a scrape sets is
+    // the one it renders, and concurrent scrapers do not each pay for a count.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let now = scrape.clock.now_ms();
     match db::run(&scrape.pool, move |conn| Ok(db::sessions::count_live(conn, now)?)).await {
         Ok(n) => gauge!("dashboard_sessions_live").set(n as f64),

@@ -179,10 +179,11 @@ async fn the_metrics_listener_counts_requests_sign_ins_and_the_work_behind_them(
     assert!(grew("dashboard_cloud_token_requests_total", &[("result", "unavailable")]) >= 1.0);
     assert!(grew("dashboard_cloud_token_request_duration_seconds_count", &[]) >= 2.0);
 
-    // Live sessions are counted at the scrape: one session now (another app's scrape may set the
-    // gauge meanwhile, never to zero while this one lives).
+    // Live sessions are counted at the scrape (scrapes take turns, so this one renders its own count):
+    // none after the prune, then one.
+    assert_eq!(scrape(&app).await.get("dashboard_sessions_live", &[]), 0.0);
     assert_eq!(app.login("alice", PASSWORD).await.status(), 303);
-    assert!(scrape(&app).await.get("dashboard_sessions_live", &[]) >= 1.0);
+    assert_eq!(scrape(&app).await.get("dashboard_sessions_live", &[]), 1.0);
 }
 
 async fn the_main_listener_answers_metrics_like_any_unknown_protected_path(kind: DbKind) {
