@@ -5,7 +5,9 @@
 //!   database-facing test runs);
 //! - `dashboard_test_browser`: Chromium and chromedriver are installed, or `DASHBOARD_REQUIRE_BROWSER=1`;
 //! - `dashboard_test_cloud`: the Secrets Manager emulator (`moto[server]`) can be imported or
-//!   `TEST_AWS_ENDPOINT_URL` names one, or `DASHBOARD_REQUIRE_CLOUD=1`.
+//!   `TEST_AWS_ENDPOINT_URL` names one, or `DASHBOARD_REQUIRE_CLOUD=1`;
+//! - `dashboard_test_nginx`: nginx and openssl are installed (the deployment test, which also needs
+//!   PostgreSQL), or `DASHBOARD_REQUIRE_NGINX=1`.
 //!
 //! `DASHBOARD_REQUIRE_…=1` (set by `.ci/run`) turns the test on whatever is installed, so a missing
 //! tool fails it instead of hiding it. The flags only touch `#[cfg_attr(…, ignore)]` in `tests/`;
@@ -15,18 +17,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn main() {
-    for cfg in ["dashboard_test_postgres", "dashboard_test_browser", "dashboard_test_cloud"] {
+    for cfg in ["dashboard_test_postgres", "dashboard_test_browser", "dashboard_test_cloud", "dashboard_test_nginx"] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
     println!("cargo::rerun-if-changed=build.rs");
-    for var in
-        ["TEST_DATABASE_URL", "DASHBOARD_REQUIRE_BROWSER", "DASHBOARD_REQUIRE_CLOUD", "TEST_AWS_ENDPOINT_URL", "PATH"]
-    {
+    for var in [
+        "TEST_DATABASE_URL",
+        "DASHBOARD_REQUIRE_BROWSER",
+        "DASHBOARD_REQUIRE_CLOUD",
+        "DASHBOARD_REQUIRE_NGINX",
+        "TEST_AWS_ENDPOINT_URL",
+        "PATH",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
-    // Debian installs chromium and chromedriver here: installing them rebuilds the tests to run.
-    if Path::new("/usr/bin").is_dir() {
-        println!("cargo::rerun-if-changed=/usr/bin");
+    // Debian installs chromium, chromedriver and openssl here, nginx in /usr/sbin: installing them
+    // rebuilds the tests to run.
+    for dir in ["/usr/bin", "/usr/sbin"] {
+        if Path::new(dir).is_dir() {
+            println!("cargo::rerun-if-changed={dir}");
+        }
     }
 
     if set("TEST_DATABASE_URL") {
@@ -37,6 +47,9 @@ fn main() {
     }
     if required("DASHBOARD_REQUIRE_CLOUD") || set("TEST_AWS_ENDPOINT_URL") || moto_installed() {
         println!("cargo::rustc-cfg=dashboard_test_cloud");
+    }
+    if required("DASHBOARD_REQUIRE_NGINX") || (nginx_installed() && on_path("openssl")) {
+        println!("cargo::rustc-cfg=dashboard_test_nginx");
     }
 }
 
@@ -55,6 +68,11 @@ fn on_path(program: &str) -> bool {
 /// The same places `tests/api/browser.rs` looks.
 fn chromium_installed() -> bool {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].iter().any(|p| Path::new(p).exists())
+}
+
+/// The same places `tests/api/deploy.rs` looks.
+fn nginx_installed() -> bool {
+    on_path("nginx") || Path::new("/usr/sbin/nginx").is_file()
 }
 
 fn moto_installed() -> bool {

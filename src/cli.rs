@@ -10,6 +10,7 @@ use crate::auth::password::hash_blocking;
 use crate::config::Settings;
 use crate::db::events;
 use crate::db::{sessions, users, DbConn};
+use crate::progress;
 use crate::session::pruner;
 use crate::startup::Application;
 use crate::util::{count, format_ms, now_ms};
@@ -147,10 +148,13 @@ pub fn main() -> ExitCode {
 
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let listen = settings.listen;
+        let (listen, metrics_listen) = (settings.listen, settings.metrics_listen);
         let app = Application::build(settings).await.map_err(|e| explain_listen_error(e, listen))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}:{}", listen.ip(), app.port())?;
+        if let (Some(port), Some(addr)) = (app.metrics_port(), metrics_listen) {
+            writeln!(out, "metrics on http://{}:{port}/metrics", addr.ip())?;
+        }
         if let Some(url) = app.setup_url() {
             writeln!(out, "no users yet: create the first admin at {url}")?;
         }
@@ -177,7 +181,11 @@ fn explain_listen_error(e: anyhow::Error, listen: std::net::SocketAddr) -> anyho
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut conn = crate::db::connect_one(&settings.database)?;
-    let applied = crate::db::migrate(&mut conn)?;
+    // A migration that rewrites a large table can take minutes.
+    let spinner = progress::spinner("applying migrations");
+    let applied = crate::db::migrate(&mut conn);
+    spinner.finish_and_clear();
+    let applied = applied?;
     println!("applied {}", count(applied, "migration"));
     Ok(())
 }
@@ -294,6 +302,8 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
             print_rows(&header, rows, "no live sessions")?;
         }
         SessionsCommand::Revoke { id, user, all } => {
+            // Ending every session of a busy server is one long transaction: a spinner shows it runs.
+            let spinner = progress::spinner("ending sessions");
             let ended = if let Some(id) = id {
                 accounts::end_session(conn, &id, Ending::Any(Actor::Cli))?;
                 1
@@ -305,14 +315,22 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
             } else {
                 anyhow::bail!("say which sessions: --id ID, --user NAME or --all");
             };
+            spinner.finish_and_clear();
             println!("ended {}", count(ended, "session"));
         }
-        // `pruned N expired sessions` whatever N: the contract fixes this line for cron scripts.
+        // `pruned N expired sessions` whatever N: the contract fixes this line for cron scripts. On a
+        // terminal a bar shows the batches go (a million expired rows take tens of seconds); the rows
+        // are counted first for its length, a count spared to cron, which sees no bar.
         SessionsCommand::Prune => {
-            let n = pruner::prune_expired(conn, || {})?;
+            let total = if progress::shown() { pruner::count_expired(conn)? } else { 0 };
+            let bar = progress::bar(u64::try_from(total).unwrap_or(0), "deleting expired sessions");
+            let n = pruner::prune_expired_reporting(conn, pruner::PRUNE_BATCH, || {}, |n| bar.inc(n as u64))?;
+            bar.finish_and_clear();
             let retention =
                 pruner::Retention { events: settings.event_retention, throttle_window: settings.login_lockout };
-            pruner::prune_housekeeping(conn, retention, || {})?;
+            let spinner = progress::spinner("deleting old audit events and sign-in counters");
+            pruner::prune_housekeeping(conn, retention, || spinner.tick())?;
+            spinner.finish_and_clear();
             println!("pruned {n} expired sessions");
         }
     }

@@ -130,6 +130,8 @@ pub struct Settings {
     /// `DASHBOARD_REAUTH_MAX_AGE`: how long after its last authentication a session may perform
     /// sensitive actions.
     pub reauth_max_age: Duration,
+    /// `DASHBOARD_METRICS_LISTEN`: where the Prometheus listener binds; `None` (the default) serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -270,6 +272,17 @@ impl Settings {
             Some(other) => return Err(bad("DASHBOARD_LOG_FORMAT", format!("`{other}` is not text or json"))),
         };
 
+        let metrics_listen = match var("DASHBOARD_METRICS_LISTEN") {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("off") => None,
+            Some(raw) => Some(
+                raw.to_socket_addrs()
+                    .map_err(|e| bad("DASHBOARD_METRICS_LISTEN", format!("`{raw}` is not HOST:PORT ({e})")))?
+                    .next()
+                    .ok_or_else(|| bad("DASHBOARD_METRICS_LISTEN", format!("`{raw}` resolves to no address")))?,
+            ),
+        };
+
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(Self {
             database,
@@ -294,6 +307,7 @@ impl Settings {
             max_sessions_per_user,
             mfa,
             reauth_max_age,
+            metrics_listen,
         })
     }
 
@@ -349,6 +363,9 @@ mod tests {
         assert_eq!(s.login_max_failures, 5);
         assert_eq!(s.password_min_length, 15);
         assert!(!s.cloud_required);
+        assert_eq!(s.metrics_listen, None, "metrics are off unless asked for");
+        let on = parse(&[("DASHBOARD_METRICS_LISTEN", "127.0.0.1:9181")]).unwrap();
+        assert_eq!(on.metrics_listen.map(|a| a.to_string()).as_deref(), Some("127.0.0.1:9181"));
         assert_eq!(s.max_sessions_per_user, 100);
         assert_eq!(s.mfa, MfaPolicy::Optional);
         assert_eq!(s.reauth_max_age, Duration::from_secs(15 * 60));
@@ -384,6 +401,7 @@ mod tests {
             ("DASHBOARD_SESSION_IDLE_TIMEOUT", "off"),
             ("DASHBOARD_PRUNE_INTERVAL", "0s"),
             ("DASHBOARD_LISTEN", "nowhere"),
+            ("DASHBOARD_METRICS_LISTEN", "9181"),
             ("DASHBOARD_PUBLIC_URL", "ftp://x"),
             ("DASHBOARD_LOGIN_MAX_FAILURES", "-1"),
             ("DASHBOARD_MAX_SESSIONS_PER_USER", "0"),

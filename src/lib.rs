@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod hold;
 pub mod limits;
+pub mod metrics;
+pub mod progress;
 pub mod routes;
 pub mod seal;
 pub mod session;

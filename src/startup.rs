@@ -32,6 +32,8 @@ pub struct Application {
     retention: pruner::Retention,
     public_url: String,
     setup_url: Option<String>,
+    /// The metrics listener (`DASHBOARD_METRICS_LISTEN`) and its port, when configured.
+    metrics: Option<(u16, Server)>,
 }
 
 /// The cookie key: from `DASHBOARD_SECRET_KEY`, or generated once and kept in the database so
@@ -105,6 +107,18 @@ impl Application {
         .map(|token| format!("{public_url}/setup?token={token}"));
 
         let clock = Clock::system();
+        // The metrics listener is bound before the main one serves, so a wrong address stops the
+        // start like a wrong DASHBOARD_LISTEN does.
+        let metrics = match settings.metrics_listen {
+            None => None,
+            Some(addr) => {
+                let handle = crate::metrics::install()?;
+                let listener = TcpListener::bind(addr)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} (DASHBOARD_METRICS_LISTEN): {e}"))?;
+                let port = listener.local_addr()?.port();
+                Some((port, crate::metrics::server(listener, handle, pool.clone(), clock.clone())?))
+            }
+        };
         let timeouts = Timeouts {
             idle: settings.idle_timeout,
             absolute: settings.absolute_timeout,
@@ -158,7 +172,7 @@ impl Application {
             }
 
             // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
-            // the /cloud sandbox policy, request log, HTML error pages; then, for the session scope:
+            // the /cloud sandbox policy, request metrics, request log, HTML error pages; then, for the session scope:
             // the request's session context, session, identity, guard, CSRF — so the guard sees the
             // loaded session and redirects before any CSRF check; inside CSRF, the re-authentication
             // check of sensitive actions.
@@ -169,6 +183,7 @@ impl Application {
                 .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))
+                .wrap(from_fn(crate::metrics::record_request))
                 // Inside the default headers, so its sandbox policy replaces the dashboard's.
                 .wrap(from_fn(routes::cloud::isolate))
                 .wrap(headers)
@@ -201,7 +216,13 @@ impl Application {
             retention,
             public_url,
             setup_url,
+            metrics,
         })
+    }
+
+    /// The metrics listener's port, when `DASHBOARD_METRICS_LISTEN` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     pub fn port(&self) -> u16 {
@@ -232,13 +253,21 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped; the pruner runs alongside.
+    /// Serves until stopped; the pruner and the metrics listener run alongside and stop with it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let pool = self.state.pool.clone();
         let pruner = self.prune_interval.map(|every| tokio::spawn(pruner::run(pool, every, self.retention)));
+        let metrics = self.metrics.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
         let result = self.server.await;
         if let Some(pruner) = pruner {
             pruner.abort();
+        }
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
         }
         result
     }

@@ -76,8 +76,9 @@ pub async fn fail(state: &AppState, counters: &[Counter], event: NewEvent) -> Re
     db::run(&state.pool, move |conn| {
         let mut locked = None;
         for c in &counters {
-            if throttle::fail(conn, &c.key, now, window, c.limit)? && locked.is_none() {
-                locked = Some(c.what);
+            if throttle::fail(conn, &c.key, now, window, c.limit)? {
+                crate::metrics::lockout(c.what);
+                locked = locked.or(Some(c.what));
             }
         }
         events::record(conn, &event)?;

@@ -30,8 +30,12 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// The client's address: the peer, or the nearest untrusted hop of `X-Forwarded-For` when the peer is
-/// one of `DASHBOARD_TRUSTED_PROXIES` (so a client cannot choose its own address by sending the header).
+/// The client's address: the peer, or — when the peer is one of `DASHBOARD_TRUSTED_PROXIES` — the
+/// nearest untrusted hop of `X-Forwarded-For`. The list is read from its right end (the entry the
+/// proxy that connected to us appended) leftwards, past trusted proxies only: everything to the left
+/// of the client's entry is whatever the client sent, so it is never read, and a malformed entry
+/// there cannot hide the client behind the proxy's address. A malformed entry among the trusted
+/// hops stops the walk at the last trusted one (that proxy is then the nearest address known).
 pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> String {
     let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
         return String::new();
@@ -40,17 +44,20 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> String {
     if !is_trusted(&peer) {
         return peer.to_string();
     }
-    let mut hops: Vec<IpAddr> = Vec::new();
-    for value in req.headers().get_all("x-forwarded-for") {
-        let Ok(value) = value.to_str() else { return peer.to_string() };
-        for part in value.split(',') {
+    let mut nearest = peer;
+    // Several header lines make one list, in order.
+    let values: Vec<_> = req.headers().get_all("x-forwarded-for").collect();
+    for value in values.into_iter().rev() {
+        let Ok(value) = value.to_str() else { return nearest.to_string() };
+        for part in value.rsplit(',') {
             match part.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return peer.to_string(),
+                Ok(ip) if is_trusted(&ip) => nearest = ip,
+                Ok(ip) => return ip.to_string(),
+                Err(_) => return nearest.to_string(),
             }
         }
     }
-    hops.into_iter().rev().find(|ip| !is_trusted(ip)).unwrap_or(peer).to_string()
+    nearest.to_string()
 }
 
 /// True when `next` is a local path: starts with one `/` (not `//`) and holds no `\` and no control
@@ -62,6 +69,38 @@ pub fn is_local_path(next: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seen(peer: &str, forwarded: &[&str]) -> String {
+        let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let mut req = actix_web::test::TestRequest::default().peer_addr(peer.parse().unwrap());
+        for value in forwarded {
+            req = req.append_header(("X-Forwarded-For", *value));
+        }
+        client_ip(&req.to_http_request(), &trusted)
+    }
+
+    #[test]
+    fn the_address_a_trusted_proxy_appends_is_the_client() {
+        // nginx's $proxy_add_x_forwarded_for: what the client sent, then the address it saw.
+        assert_eq!(seen("127.0.0.1:5000", &["127.0.0.2"]), "127.0.0.2");
+        assert_eq!(seen("127.0.0.1:5000", &["203.0.113.9, 127.0.0.2"]), "127.0.0.2");
+        assert_eq!(seen("127.0.0.1:5000", &["203.0.113.9", "127.0.0.2"]), "127.0.0.2");
+        // Through two trusted proxies.
+        assert_eq!(seen("127.0.0.1:5000", &["203.0.113.9, 198.51.100.7, 10.1.2.3"]), "198.51.100.7");
+        // No header: the proxy itself.
+        assert_eq!(seen("127.0.0.1:5000", &[]), "127.0.0.1");
+    }
+
+    #[test]
+    fn what_a_client_writes_in_front_is_never_believed() {
+        for sent in ["garbage", "unknown, , 1.2.3.4", "127.0.0.1", "10.0.0.1", "::1"] {
+            assert_eq!(seen("127.0.0.1:5000", &[&format!("{sent}, 127.0.0.2")]), "127.0.0.2", "{sent}");
+        }
+        // An untrusted peer's header is ignored altogether.
+        assert_eq!(seen("192.0.2.4:5000", &["203.0.113.9"]), "192.0.2.4");
+        // A malformed entry among trusted hops stops at the nearest trusted one.
+        assert_eq!(seen("127.0.0.1:5000", &["203.0.113.9, garbage, 10.1.2.3"]), "10.1.2.3");
+    }
 
     #[test]
     fn only_local_paths_are_followed() {

@@ -270,6 +270,7 @@ fn work(shared: &Shared) {
             let mut queue = shared.queue();
             loop {
                 if let Some(job) = queue.next() {
+                    crate::metrics::hash_queue_depth(queue.waiting);
                     break job;
                 }
                 if queue.closed {
@@ -346,14 +347,21 @@ impl Hasher {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<tokio::sync::oneshot::Receiver<T>, Busy> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = std::time::Instant::now();
         let job: Job = Box::new(move || {
+            crate::metrics::hash_wait(queued.elapsed());
             // A request abandoned while its job was queued (the browser went away) costs no hash.
             if !tx.is_closed() {
                 let _ = tx.send(f());
             }
         });
         let shared = self.shared();
-        shared.queue().push(fairness_key(client), job, &shared.limits)?;
+        let waiting = {
+            let mut queue = shared.queue();
+            queue.push(fairness_key(client), job, &shared.limits)?;
+            queue.waiting
+        };
+        crate::metrics::hash_queue_depth(waiting);
         shared.ready.notify_one();
         Ok(rx)
     }

@@ -198,6 +198,7 @@ pub(crate) async fn finish(
         Ok((user, left)) => {
             crate::session::hand_over(token);
             tracing::info!(username = %user.username, client_ip = %ip, method = method.as_str(), "sign-in succeeded");
+            crate::metrics::sign_in(crate::metrics::SignIn::Success);
             // After a recovery code (the phone is probably lost), with nowhere else asked for: the
             // security page, which says how many codes are left.
             let target = match (left, &pending.next) {
@@ -217,6 +218,7 @@ pub(crate) async fn finish(
             crate::session::abandon(session);
             discard(state, pending).await?;
             tracing::warn!(username = %pending.username, client_ip = %ip, "second step refused: the sign-in expired or the account changed");
+            crate::metrics::sign_in(crate::metrics::SignIn::Refused);
             Ok(Finished::Refused(to_login(state)))
         }
         Err(e) => {

@@ -35,8 +35,25 @@ struct ErrorResponse {
 }
 
 /// One token request for `role`: form-encoded `grant_type=client_credentials&scope=role:…`, the
-/// client id and secret in HTTP Basic authentication.
+/// client id and secret in HTTP Basic authentication. Counted and timed in the metrics.
 pub async fn request_token(
+    http: &reqwest::Client,
+    token_url: &url::Url,
+    creds: &Credentials,
+    role: Role,
+) -> Result<Token, GatewayError> {
+    let started = std::time::Instant::now();
+    let result = send_token_request(http, token_url, creds, role).await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(GatewayError::Rejected) => "rejected",
+        Err(GatewayError::Unavailable(_)) => "unavailable",
+    };
+    crate::metrics::cloud_token(outcome, started.elapsed());
+    result
+}
+
+async fn send_token_request(
     http: &reqwest::Client,
     token_url: &url::Url,
     creds: &Credentials,

@@ -175,6 +175,7 @@ static DATABASE_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 /// Notes that the database did not answer; returns the error for the request.
 pub fn note_unavailable(cause: impl std::fmt::Display) -> Unavailable {
+    crate::metrics::database_error("unavailable");
     if !DATABASE_DOWN.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(error = %cause, "the database is unavailable; answering 503 until it is back");
     }
@@ -212,7 +213,12 @@ where
             }
             // A connection that broke during the call means the database went away.
             Err(e) if conn.is_broken() => Err(anyhow::Error::new(note_unavailable(format!("{e:#}")))),
-            Err(e) => Err(e),
+            Err(e) => {
+                if e.downcast_ref::<diesel::result::Error>().is_some() {
+                    crate::metrics::database_error("query");
+                }
+                Err(e)
+            }
         }
     })
     .await

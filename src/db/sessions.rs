@@ -319,6 +319,16 @@ pub fn live_by_role(conn: &mut DbConn, now: i64) -> QueryResult<Vec<(String, i64
         .load(conn)
 }
 
+/// How many sessions are live (one count on the expiry index; for the metrics scrape).
+pub fn count_live(conn: &mut DbConn, now: i64) -> QueryResult<i64> {
+    sessions::table.filter(sessions::idle_expires_at.gt(now)).count().get_result(conn)
+}
+
+/// How many sessions have expired by `now` (not pruned yet).
+pub fn count_expired(conn: &mut DbConn, now: i64) -> QueryResult<i64> {
+    sessions::table.filter(sessions::idle_expires_at.le(now)).count().get_result(conn)
+}
+
 /// Live session counts per user id.
 pub fn live_counts_by_user(conn: &mut DbConn, now: i64) -> QueryResult<Vec<(String, i64)>> {
     sessions::table

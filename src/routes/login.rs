@@ -92,6 +92,7 @@ pub(crate) async fn cloud_at_sign_in(
             tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
             let event = NewEvent::new("sign_in_failed").user(&user.username).ip(ip).detail("cloud access unavailable");
             events::log(&state.pool, event).await;
+            crate::metrics::sign_in(crate::metrics::SignIn::Refused);
             Err(CloudRefused)
         }
         Err(e) => {
@@ -187,6 +188,7 @@ pub async fn submit(
         Ok(found) => found,
         Err(until) => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
+            crate::metrics::sign_in(crate::metrics::SignIn::Locked);
             return locked(until, state.now_ms());
         }
     };
@@ -210,6 +212,7 @@ pub async fn submit(
         Some(user) if verified && !user.is_disabled() => user,
         _ => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in failed");
+            crate::metrics::sign_in(crate::metrics::SignIn::Wrong);
             let event = NewEvent::new("sign_in_failed").user(&shown_username).ip(&ip);
             if let Some(what) = attempts::fail(&state, &counters, event).await? {
                 tracing::warn!(username = %shown_username, client_ip = %ip, locked = what, "sign-in locked out");
@@ -266,6 +269,7 @@ pub async fn submit(
         Ok(_) => {
             crate::session::hand_over(token);
             tracing::info!(username = %user.username, client_ip = %ip, "sign-in succeeded");
+            crate::metrics::sign_in(crate::metrics::SignIn::Success);
             Ok(see_other(next.as_deref().unwrap_or("/")))
         }
         Err(AccountError::Changed) => {
@@ -275,6 +279,7 @@ pub async fn submit(
                 NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("the account changed meanwhile");
             attempts::fail(&state, &counters[..1], event).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
+            crate::metrics::sign_in(crate::metrics::SignIn::Refused);
             invalid(&csrf, next, shown_username)
         }
         Err(e) => {

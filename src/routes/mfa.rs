@@ -79,6 +79,7 @@ pub async fn submit(
             // The lock ends the pending sign-in.
             pending::discard(&state, &pending).await?;
             tracing::warn!(username = %pending.username, client_ip = %ip, "second step refused: locked out");
+            crate::metrics::sign_in(crate::metrics::SignIn::Locked);
             let mut res = super::login::locked(until, state.now_ms())?;
             let _ = res.add_cookie(&pending::removal(&state));
             return Ok(res);
@@ -101,6 +102,7 @@ pub async fn submit(
     let event = NewEvent::new("second_factor_failed").user(&pending.username).ip(&ip).detail(why);
     let locked = attempts::fail(&state, &counters, event).await?;
     tracing::warn!(username = %pending.username, client_ip = %ip, why, locked = locked.is_some(), "second step failed");
+    crate::metrics::sign_in(crate::metrics::SignIn::SecondFactorFailed);
     if locked.is_some() {
         pending::discard(&state, &pending).await?;
         let until = state.now_ms() + crate::util::duration_ms(state.config.login_lockout);

@@ -107,6 +107,7 @@ fn serve(queue: &Mutex<mpsc::Receiver<Job>>, database: &DatabaseUrl) {
         batch.sort_unstable_by(|a, b| a.token_hash.cmp(&b.token_hash));
         let mut hashes: Vec<&str> = batch.iter().map(|job| job.token_hash.as_str()).collect();
         hashes.dedup();
+        crate::metrics::lookup_batch(batch.len());
         match conn.find(&hashes) {
             Ok(mut rows) => {
                 let mut jobs = batch.drain(..).peekable();

@@ -32,19 +32,38 @@ pub fn prune_expired(conn: &mut DbConn, pause: impl FnMut()) -> anyhow::Result<u
 }
 
 /// [`prune_expired`] with another batch size (tests use small ones to run many batches).
-pub fn prune_expired_in_batches_of(conn: &mut DbConn, batch: i64, mut pause: impl FnMut()) -> anyhow::Result<usize> {
+pub fn prune_expired_in_batches_of(conn: &mut DbConn, batch: i64, pause: impl FnMut()) -> anyhow::Result<usize> {
+    prune_expired_reporting(conn, batch, pause, |_| {})
+}
+
+/// [`prune_expired_in_batches_of`], telling `progress` how many rows each batch deleted (the
+/// command's progress bar).
+pub fn prune_expired_reporting(
+    conn: &mut DbConn,
+    batch: i64,
+    mut pause: impl FnMut(),
+    mut progress: impl FnMut(usize),
+) -> anyhow::Result<usize> {
     let now = now_ms();
-    with_prune_cache(conn, |conn| {
+    let pruned = with_prune_cache(conn, |conn| {
         let mut total = 0;
         loop {
             let n = sessions::prune_batch(conn, now, batch)?;
             total += n;
+            crate::metrics::pruned("sessions", n);
+            progress(n);
             if (n as i64) < batch {
                 return Ok(total);
             }
             pause();
         }
-    })
+    })?;
+    Ok(pruned)
+}
+
+/// How many sessions a prune run now would delete (for the command's progress bar).
+pub fn count_expired(conn: &mut DbConn) -> anyhow::Result<i64> {
+    Ok(sessions::count_expired(conn, now_ms())?)
 }
 
 /// Runs `f` with a larger SQLite page cache on this connection, then shrinks it back to SQLite's
@@ -74,12 +93,17 @@ pub struct Retention {
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
     let mut total = throttle::prune(conn, now, duration_ms(retention.throttle_window))?;
-    total += devices::prune(conn, now - crate::accounts::KNOWN_FOR_MS)?;
-    total += crate::db::pending::prune(conn, now)?;
+    crate::metrics::pruned("login_throttle", total);
+    let devices = devices::prune(conn, now - crate::accounts::KNOWN_FOR_MS)?;
+    crate::metrics::pruned("known_devices", devices);
+    let pending = crate::db::pending::prune(conn, now)?;
+    crate::metrics::pruned("pending_sign_ins", pending);
+    total += devices + pending;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
         loop {
             let n = events::prune_batch(conn, before, PRUNE_BATCH)?;
+            crate::metrics::pruned("auth_events", n);
             total += n;
             if (n as i64) < PRUNE_BATCH {
                 break;

@@ -17,6 +17,7 @@ both_databases!(
     migrate_applies_pending_migrations,
     serve_prints_where_it_listens_and_logs_sign_ins_without_secrets,
     lists_have_a_header_on_a_terminal_and_say_when_they_are_empty,
+    prune_shows_progress_on_a_terminal_only_and_prints_the_same_line_either_way,
 );
 
 pub struct Output {
@@ -51,6 +52,19 @@ pub fn dashboard(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// Runs the real binary with its standard output on a terminal (a pseudo-terminal we read back).
 fn dashboard_on_terminal(db: &TestDb, args: &[&str]) -> String {
+    dashboard_with_terminal(db, args, Terminal::Stdout).0
+}
+
+/// Which output of the command goes to the terminal.
+#[derive(PartialEq)]
+enum Terminal {
+    Stdout,
+    Stderr,
+}
+
+/// Runs the real binary with one output on a pseudo-terminal: (what the terminal got, what the
+/// other output's pipe got).
+fn dashboard_with_terminal(db: &TestDb, args: &[&str], on: Terminal) -> (String, String) {
     use std::io::Read;
     use std::os::fd::FromRawFd;
     let (mut master, mut slave) = (0, 0);
@@ -62,19 +76,18 @@ fn dashboard_on_terminal(db: &TestDb, args: &[&str]) -> String {
     // SAFETY: both are open descriptors that nothing else owns.
     let (mut master, slave) = unsafe { (std::fs::File::from_raw_fd(master), std::fs::File::from_raw_fd(slave)) };
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dashboard"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("DATABASE_URL", &db.url)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(slave)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    // The child has exited and our copy of the terminal's end went with the Command: read to the end
-    // (Linux says EIO once no one holds the other end).
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dashboard"));
+    cmd.args(args).current_dir(dir.path()).env("DATABASE_URL", &db.url).env("RUST_LOG", "warn").stdin(Stdio::null());
+    let out = match on {
+        Terminal::Stdout => cmd.stdout(slave).stderr(Stdio::piped()).output().unwrap(),
+        Terminal::Stderr => cmd.stderr(slave).stdout(Stdio::piped()).output().unwrap(),
+    };
+    // The Command holds our copy of the terminal's end: it must go for the read below to end.
+    drop(cmd);
+    let other = String::from_utf8_lossy(if on == Terminal::Stdout { &out.stderr } else { &out.stdout }).into_owned();
+    assert!(out.status.success(), "{other}");
+    // The child has exited and our copy of the terminal's end is gone: read to the end (Linux says
+    // EIO once no one holds the other end).
     let mut bytes = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -83,7 +96,7 @@ fn dashboard_on_terminal(db: &TestDb, args: &[&str]) -> String {
             Ok(n) => bytes.extend_from_slice(&buf[..n]),
         }
     }
-    String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+    (String::from_utf8_lossy(&bytes).replace("\r\n", "\n"), other)
 }
 
 pub fn ok(out: Output) -> String {
@@ -492,4 +505,32 @@ async fn events_list_shows_the_audit_log_and_prune_applies_the_retention(kind: D
     let left = ok(dashboard(&app.db, &["events", "list"], None));
     assert_eq!(left.lines().count(), 3, "{left}");
     assert!(!left.contains("user_created"));
+}
+
+async fn prune_shows_progress_on_a_terminal_only_and_prints_the_same_line_either_way(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    for _ in 0..3 {
+        app.browser().login("alice", PASSWORD).await;
+    }
+    app.expire_all_sessions().await;
+
+    // Piped (cron): exactly the one line, nothing on standard error, no escape code or carriage return.
+    let out = dashboard(&app.db, &["sessions", "prune"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "pruned 3 expired sessions\n");
+    assert_eq!(out.stderr, "");
+    for output in [&out.stdout, &out.stderr] {
+        assert!(!output.contains('\x1b') && !output.contains('\r'), "{output:?}");
+    }
+
+    // On a terminal: the bar is drawn on standard error (and cleared), the line is unchanged.
+    for _ in 0..2 {
+        app.browser().login("alice", PASSWORD).await;
+    }
+    app.expire_all_sessions().await;
+    let (terminal, stdout) = dashboard_with_terminal(&app.db, &["sessions", "prune"], Terminal::Stderr);
+    assert_eq!(stdout, "pruned 2 expired sessions\n");
+    assert!(terminal.contains("deleting expired sessions"), "{terminal:?}");
+    assert_eq!(app.session_rows().await, 0);
 }

@@ -125,6 +125,8 @@ pub struct TestApp {
     pub hasher: dashboard::auth::password::Hasher,
     /// The app's clock: tests move it forward instead of sleeping.
     pub clock: dashboard::clock::Clock,
+    /// The metrics listener's port, when the test configured one.
+    pub metrics_port: Option<u16>,
     state: actix_web::web::Data<dashboard::state::AppState>,
     handle: actix_web::dev::ServerHandle,
 }
@@ -153,6 +155,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
     let state = app.state();
     let hasher = state.hasher.clone();
     let clock = state.clock.clone();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(reqwest::cookie::Jar::default());
     TestApp {
@@ -164,6 +167,7 @@ pub async fn spawn_app_with(db: Arc<TestDb>, tweak: impl FnOnce(&mut Settings)) 
         setup_url,
         hasher,
         clock,
+        metrics_port,
         state,
         handle,
     }
