@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod limits;
 pub mod routes;
+pub mod seal;
 pub mod session;
 pub mod startup;
 pub mod state;

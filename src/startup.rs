@@ -118,11 +118,15 @@ impl Application {
                 login_max_failures: settings.login_max_failures,
                 login_lockout: settings.login_lockout,
                 timeouts,
+                mfa: settings.mfa,
+                reauth_max_age: settings.reauth_max_age,
             },
             csrf: CsrfConfig::new(&key_bytes, secure, origin),
             cookie,
             cloud,
             clock,
+            totp_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp secret v1"),
+            totp_setup_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp setup v1"),
         });
         let app_state = state.clone();
         let idle_timeout = settings.idle_timeout;
@@ -151,7 +155,8 @@ impl Application {
             // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
             // the /cloud sandbox policy, request log, HTML error pages; then, for the session scope:
             // the request's session context, session, identity, guard, CSRF — so the guard sees the
-            // loaded session and redirects before any CSRF check.
+            // loaded session and redirects before any CSRF check; inside CSRF, the re-authentication
+            // check of sensitive actions.
             App::new()
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
@@ -165,6 +170,7 @@ impl Application {
                 .configure(routes::configure_open)
                 .service(
                     web::scope("")
+                        .wrap(from_fn(crate::auth::reauth::require_recent))
                         .wrap(from_fn(csrf::protect))
                         .wrap(from_fn(guard::require_session))
                         .wrap(identity)

@@ -22,6 +22,10 @@ pub struct Config {
     pub login_max_failures: u32,
     pub login_lockout: Duration,
     pub timeouts: Timeouts,
+    /// `DASHBOARD_MFA`.
+    pub mfa: crate::config::MfaPolicy,
+    /// `DASHBOARD_REAUTH_MAX_AGE`.
+    pub reauth_max_age: Duration,
 }
 
 impl Config {
@@ -41,6 +45,11 @@ pub struct AppState {
     /// `None` when cloud access is not configured.
     pub cloud: Option<CloudAccess>,
     pub clock: Clock,
+    /// Seals authenticator-app secrets at rest (bound to their user).
+    pub totp_seal: crate::seal::Sealer,
+    /// Seals the not-yet-confirmed secret of an app being set up, in the set-up form (bound to the
+    /// user, with an expiry inside).
+    pub totp_setup_seal: crate::seal::Sealer,
 }
 
 /// What handlers take.

@@ -1,9 +1,13 @@
 //! Authentication: passwords, the guard, CSRF, client addresses and the signed-in user.
 
 pub mod attempts;
+pub mod codes;
 pub mod csrf;
 pub mod guard;
 pub mod password;
+pub mod reauth;
+pub mod recovery;
+pub mod totp;
 
 use std::net::IpAddr;
 

@@ -7,9 +7,6 @@ pub mod secrets;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::ChaCha20Poly1305;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
@@ -37,7 +34,7 @@ pub struct CloudAccess {
     pub token_url: url::Url,
     pub api_url: url::Url,
     pub required: bool,
-    cipher: ChaCha20Poly1305,
+    sealer: crate::seal::Sealer,
     backoff: Mutex<Backoff>,
 }
 
@@ -97,14 +94,13 @@ impl CloudAccess {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent("dashboard")
             .build()?;
-        let key = crate::util::derive_key(master_key, b"dashboard cloud token v1");
         Ok(Some(Self {
             secrets: secrets::SecretSource::new(secret_id.clone()).await,
             http,
             token_url: token_url.clone(),
             api_url: api_url.clone(),
             required: settings.cloud_required,
-            cipher: ChaCha20Poly1305::new(&key.into()),
+            sealer: crate::seal::Sealer::new(master_key, b"dashboard cloud token v1"),
             backoff: Mutex::new(Backoff::default()),
         }))
     }
@@ -124,31 +120,14 @@ impl CloudAccess {
         }
     }
 
-    /// Seals a token for the session `session_id` (ChaCha20-Poly1305 under a key derived from the
-    /// server key; the session id is the associated data, so a sealed token only opens for its row).
+    /// Seals a token for the session `session_id` (the session id is the associated data, so a
+    /// sealed token only opens for its row).
     pub fn seal(&self, session_id: &str, token: &SecretString) -> String {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let payload = Payload { msg: token.expose_secret().as_bytes(), aad: session_id.as_bytes() };
-        let sealed = self.cipher.encrypt(&nonce, payload).expect("encryption of a short message cannot fail");
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
+        self.sealer.seal(session_id, token.expose_secret().as_bytes())
     }
 
     pub fn open(&self, session_id: &str, sealed: &str) -> Option<SecretString> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(sealed).ok()?;
-        if bytes.len() < 12 {
-            return None;
-        }
-        let (nonce, ciphertext) = bytes.split_at(12);
-        let plain = self
-            .cipher
-            .decrypt(
-                chacha20poly1305::Nonce::from_slice(nonce),
-                Payload { msg: ciphertext, aad: session_id.as_bytes() },
-            )
-            .ok()?;
-        String::from_utf8(plain).ok().map(SecretString::from)
+        String::from_utf8(self.sealer.open(session_id, sealed)?).ok().map(SecretString::from)
     }
 
     /// A valid token for the signed-in user's current role: the stored one, or a new one when it is

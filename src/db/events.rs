@@ -19,6 +19,14 @@ pub const KINDS: &[&str] = &[
     "user_disabled",
     "user_enabled",
     "first_admin_created",
+    "second_factor_added",
+    "second_factor_removed",
+    "recovery_codes_created",
+    "recovery_code_used",
+    "second_factor_failed",
+    "reauthenticated",
+    "reauth_failed",
+    "second_factors_reset",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -36,6 +44,14 @@ pub fn label(kind: &str) -> &str {
         "user_disabled" => "User disabled",
         "user_enabled" => "User enabled",
         "first_admin_created" => "First admin created",
+        "second_factor_added" => "Second factor added",
+        "second_factor_removed" => "Second factor removed",
+        "recovery_codes_created" => "Recovery codes made",
+        "recovery_code_used" => "Recovery code used",
+        "second_factor_failed" => "Second factor failed",
+        "reauthenticated" => "Identity confirmed",
+        "reauth_failed" => "Identity confirmation failed",
+        "second_factors_reset" => "Second factors reset",
         other => other,
     }
 }

@@ -4,6 +4,8 @@
 //! SQL differs between the two databases match on the variant, and live next to their callers.
 
 pub mod events;
+pub mod factors;
+pub mod passkeys;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

@@ -8,6 +8,8 @@ pub mod filters;
 pub mod health;
 pub mod login;
 pub mod logout;
+pub mod reauth;
+pub mod security;
 pub mod setup;
 pub mod static_files;
 pub mod views;
@@ -33,6 +35,20 @@ pub enum Access {
     Admin,
 }
 
+/// Whether a route is a sensitive action (contract §7): one that needs an authentication within
+/// `DASHBOARD_REAUTH_MAX_AGE`. [`crate::auth::reauth::require_recent`] enforces it for every route
+/// of the table in one place; a sensitive action done restarts the window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sensitive {
+    No,
+    /// Without a recent authentication: `303` to `/reauth?next=PAGE`, `PAGE` being the page that
+    /// holds the form, and nothing done.
+    Reauth(&'static str),
+    /// Its own form asks for the password (`POST /account/password`): that counts as the
+    /// authentication, so it is never redirected, but doing it restarts the window.
+    ProvesItself,
+}
+
 /// One route of the table.
 pub struct Route {
     /// `GET`, `POST`, … or `*` for any method.
@@ -40,11 +56,23 @@ pub struct Route {
     /// The path pattern, with `{name}` segments.
     pub path: &'static str,
     pub access: Access,
+    pub sensitive: Sensitive,
     handler: fn() -> actix_web::Route,
 }
 
 const fn route(method: &'static str, path: &'static str, access: Access, handler: fn() -> actix_web::Route) -> Route {
-    Route { method, path, access, handler }
+    Route { method, path, access, sensitive: Sensitive::No, handler }
+}
+
+/// A sensitive route whose form is on `page`.
+const fn sensitive(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    page: &'static str,
+    handler: fn() -> actix_web::Route,
+) -> Route {
+    Route { method, path, access, sensitive: Sensitive::Reauth(page), handler }
 }
 
 /// Every route of the app. [`configure`] builds the app from it, the guard reads the public paths
@@ -62,23 +90,57 @@ pub static ROUTES: &[Route] = {
         route("POST", "/setup", Public, || web::post().to(setup::submit)),
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("POST", "/logout", SignedIn, || web::post().to(logout::submit)),
+        route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)),
+        route("POST", "/reauth", SignedIn, || web::post().to(reauth::submit)),
         route("GET", "/account/sessions", SignedIn, || web::get().to(account::sessions)),
-        route("POST", "/account/sessions/revoke-others", SignedIn, || web::post().to(account::revoke_others)),
-        route("POST", "/account/sessions/{id}/revoke", SignedIn, || web::post().to(account::revoke)),
+        sensitive("POST", "/account/sessions/revoke-others", SignedIn, "/account/sessions", || {
+            web::post().to(account::revoke_others)
+        }),
+        sensitive("POST", "/account/sessions/{id}/revoke", SignedIn, "/account/sessions", || {
+            web::post().to(account::revoke)
+        }),
         route("GET", "/account/password", SignedIn, || web::get().to(account::password_form)),
-        route("POST", "/account/password", SignedIn, || web::post().to(account::change_password)),
+        Route {
+            sensitive: Sensitive::ProvesItself,
+            ..route("POST", "/account/password", SignedIn, || web::post().to(account::change_password))
+        },
         route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)),
         route("GET", "/admin/sessions", Admin, || web::get().to(admin::sessions::list)),
-        route("POST", "/admin/sessions/{id}/revoke", Admin, || web::post().to(admin::sessions::revoke)),
+        sensitive("POST", "/admin/sessions/{id}/revoke", Admin, "/admin/sessions", || {
+            web::post().to(admin::sessions::revoke)
+        }),
         route("GET", "/admin/users", Admin, || web::get().to(admin::users::list)),
-        route("POST", "/admin/users", Admin, || web::post().to(admin::users::create)),
-        route("POST", "/admin/users/{name}/role", Admin, || web::post().to(admin::users::set_role)),
-        route("POST", "/admin/users/{name}/disable", Admin, || web::post().to(admin::users::disable)),
-        route("POST", "/admin/users/{name}/enable", Admin, || web::post().to(admin::users::enable)),
-        route("POST", "/admin/users/{name}/revoke-sessions", Admin, || web::post().to(admin::users::revoke_sessions)),
+        sensitive("POST", "/admin/users", Admin, "/admin/users", || web::post().to(admin::users::create)),
+        sensitive("POST", "/admin/users/{name}/role", Admin, "/admin/users", || web::post().to(admin::users::set_role)),
+        sensitive("POST", "/admin/users/{name}/disable", Admin, "/admin/users", || {
+            web::post().to(admin::users::disable)
+        }),
+        sensitive("POST", "/admin/users/{name}/enable", Admin, "/admin/users", || web::post().to(admin::users::enable)),
+        sensitive("POST", "/admin/users/{name}/revoke-sessions", Admin, "/admin/users", || {
+            web::post().to(admin::users::revoke_sessions)
+        }),
         route("GET", "/admin/events", Admin, || web::get().to(admin::events::list)),
     ]
 };
+
+/// The route of the table that `method` and `path` reach, if any (`{name}` matches one segment,
+/// `{name:.*}` the rest).
+pub fn find(method: &str, path: &str) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| (r.method == "*" || r.method == method) && pattern_matches(r.path, path))
+}
+
+fn pattern_matches(pattern: &str, path: &str) -> bool {
+    let (mut want, mut have) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), _) if w.starts_with('{') && w.ends_with(":.*}") => return true,
+            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') && !h.is_empty() => {}
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
 
 /// True for the paths of the session scope anyone may reach.
 pub fn is_public(path: &str) -> bool {
@@ -212,5 +274,37 @@ impl Done {
             "user-enabled" => "The user was enabled.".to_owned(),
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_find_their_route_of_the_table() {
+        assert_eq!(find("POST", "/admin/users/bob/role").map(|r| r.path), Some("/admin/users/{name}/role"));
+        assert_eq!(find("POST", "/admin/users").map(|r| r.path), Some("/admin/users"));
+        assert_eq!(find("GET", "/cloud/a/b?c").map(|r| r.path), Some("/cloud/{path:.*}"));
+        assert!(find("POST", "/admin/users//role").is_none());
+        assert!(find("POST", "/admin/users/bob/role/x").is_none());
+        assert!(find("DELETE", "/admin/users").is_none());
+    }
+
+    #[test]
+    fn every_post_of_an_admin_and_every_account_change_is_sensitive() {
+        for r in ROUTES {
+            let admin_post = r.access == Access::Admin && r.method == "POST";
+            let account_post = r.method == "POST" && r.path.starts_with("/account/");
+            if admin_post || account_post {
+                assert_ne!(r.sensitive, Sensitive::No, "{} {}", r.method, r.path);
+            }
+            if r.method == "GET" {
+                assert_eq!(r.sensitive, Sensitive::No, "{} {}: only actions are sensitive", r.method, r.path);
+            }
+            if let Sensitive::Reauth(page) = r.sensitive {
+                assert!(find("GET", page).is_some(), "{} {}: its page {page} is a page", r.method, r.path);
+            }
+        }
     }
 }

@@ -17,6 +17,7 @@ mod names;
 mod outage;
 mod pages;
 mod races;
+mod reauth;
 mod routes;
 mod security;
 mod sessions;

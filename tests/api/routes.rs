@@ -3,7 +3,7 @@
 
 use dashboard::db::schema::{auth_events, sessions};
 use dashboard::db::users::Role;
-use dashboard::routes::{Access, ROUTES};
+use dashboard::routes::{Access, Sensitive, ROUTES};
 use diesel::prelude::*;
 use reqwest::Method;
 
@@ -15,6 +15,7 @@ both_databases!(
     every_unsafe_route_of_the_table_refuses_a_post_without_a_csrf_token,
     every_admin_route_of_the_table_is_forbidden_to_a_user,
     every_public_route_of_the_table_answers_without_a_session_and_makes_no_row,
+    every_sensitive_route_of_the_table_redirects_to_reauth_without_a_recent_authentication,
 );
 
 /// A path for a route pattern, with sample values in its `{…}` segments.
@@ -127,4 +128,38 @@ async fn every_public_route_of_the_table_answers_without_a_session_and_makes_no_
         assert!(res.status().as_u16() < 500, "GET {path}: {}", res.status());
     }
     assert_eq!(app.with_db(|c| sessions::table.count().get_result::<i64>(c)).await, 0);
+}
+
+async fn every_sensitive_route_of_the_table_redirects_to_reauth_without_a_recent_authentication(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("root", Role::Admin).await;
+    app.login("root", PASSWORD).await;
+    // Past the window (15 minutes by default), still well inside the idle timeout.
+    app.clock.advance(std::time::Duration::from_secs(15 * 60 + 1));
+    let token = csrf_from(&app.get("/").await.text().await.unwrap());
+    let events = || app.with_db(|c| auth_events::table.count().get_result::<i64>(c));
+    let (rows, before) = (app.session_rows().await, events().await);
+    let mut checked = 0;
+    for route in ROUTES {
+        let Sensitive::Reauth(page) = route.sensitive else { continue };
+        let path = sample_path(route.path);
+        let res = app
+            .client
+            .post(app.url(&path))
+            .form(&[("csrf_token", token.as_str()), ("username", "other"), ("password", PASSWORD), ("role", "user")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303, "POST {path}");
+        let next = url::form_urlencoded::byte_serialize(page.as_bytes()).collect::<String>();
+        assert_eq!(location(&res), format!("/reauth?next={next}"), "POST {path}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "the table marks the sensitive routes ({checked})");
+    assert_eq!(app.session_rows().await, rows, "no session changed");
+    assert_eq!(events().await, before, "nothing was done");
+    // The page it leads to asks for the password.
+    let page = app.get("/reauth?next=%2Fadmin%2Fusers").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("name=\"password\""));
 }
