@@ -136,12 +136,14 @@ impl ResponseError for AppError {
 pub fn render_error_pages<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_html = res
+    // A JSON answer is the passkey ceremonies' own, deliberate error (`{"error": "…"}`, read by their
+    // script); actix's own errors are plain text and still become pages.
+    let is_page_or_json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if is_html || res.status().is_redirection() {
+        .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"));
+    if is_page_or_json || res.status().is_redirection() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let (req, old) = res.into_parts();

@@ -50,6 +50,8 @@ pub struct AppState {
     /// Seals the not-yet-confirmed secret of an app being set up, in the set-up form (bound to the
     /// user, with an expiry inside).
     pub totp_setup_seal: crate::seal::Sealer,
+    /// Passkeys (WebAuthn): the relying party, or why there is none here.
+    pub passkeys: crate::auth::passkeys::PasskeySupport,
 }
 
 /// What handlers take.

@@ -12,9 +12,11 @@
 //! user are therefore linearizable: a password change or a sign-in whose hash was verified before a
 //! reset, a disable or a logout finds the account changed (or its session gone) and writes nothing.
 
+mod passkeys;
 mod sessions;
 mod users;
 
+pub use passkeys::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -53,6 +55,10 @@ pub enum AccountError {
     SessionEnded,
     #[error("setup is no longer open")]
     SetupClosed,
+    #[error("you already have a passkey named “{0}”")]
+    PasskeyNameTaken(String),
+    #[error("this passkey is already registered")]
+    PasskeyKnown,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

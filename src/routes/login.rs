@@ -18,7 +18,7 @@ use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::events::{self, NewEvent};
 use crate::db::{self, users};
 use crate::error::AppError;
-use crate::state::State;
+use crate::state::{AppState, State};
 
 /// The one message for every failed sign-in, whatever the reason.
 pub const INVALID_CREDENTIALS: &str = "Invalid username or password.";
@@ -30,6 +30,8 @@ struct LoginPage {
     layout: Layout,
     next: Option<String>,
     username: String,
+    /// Offer "Sign in with a passkey" (when this server can: see [`crate::auth::passkeys`]).
+    passkeys: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +61,8 @@ pub async fn form(
         layout.notice = Some(SESSION_EXPIRED.into());
     }
     let next = query.into_inner().next.filter(|n| is_local_path(n));
-    let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new() })?;
+    let passkeys = state.passkeys.is_on();
+    let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new(), passkeys })?;
     if expired {
         // Say it once: drop the dead cookie so a later visit to this page does not repeat it.
         res.add_cookie(&state.cookie.removal()).map_err(|e| AppError::Internal(e.into()))?;
@@ -76,29 +79,40 @@ struct LockedPage {
 }
 
 /// The form again with the one message for every failed sign-in.
-fn invalid(csrf: &CsrfToken, next: Option<String>, username: String) -> Result<HttpResponse, AppError> {
+fn invalid(
+    state: &AppState,
+    csrf: &CsrfToken,
+    next: Option<String>,
+    username: String,
+) -> Result<HttpResponse, AppError> {
+    let passkeys = state.passkeys.is_on();
     refuse(StatusCode::UNAUTHORIZED, Layout::new(None, csrf), INVALID_CREDENTIALS, |layout| LoginPage {
         layout,
         next,
         username,
+        passkeys,
     })
 }
 
 pub(crate) fn locked(until: i64, now: i64) -> Result<HttpResponse, AppError> {
-    let minutes = ((until - now) as f64 / 60_000.0).ceil().max(1.0);
-    let page = LockedPage {
-        status: 429,
-        title: "Too many failed sign-ins",
-        message: format!(
-            "Too many failed sign-ins for this account or from this address. Please wait {minutes} minute{} and try again.",
-            if minutes == 1.0 { "" } else { "s" }
-        ),
-    };
+    let page = LockedPage { status: 429, title: "Too many failed sign-ins", message: locked_message(until, now) };
     let mut res = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
-    let retry = ((until - now) / 1000).max(1).to_string();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_str(&retry).map_err(|e| AppError::Internal(e.into()))?);
+    res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(until, now)));
     Ok(res)
+}
+
+/// What a locked-out person is told: how long to wait, in whole minutes.
+pub(crate) fn locked_message(until: i64, now: i64) -> String {
+    let minutes = ((until - now) as f64 / 60_000.0).ceil().max(1.0);
+    format!(
+        "Too many failed sign-ins for this account or from this address. Please wait {minutes} minute{} and try again.",
+        if minutes == 1.0 { "" } else { "s" }
+    )
+}
+
+/// `Retry-After` for a lock that ends at `until`.
+pub(crate) fn retry_after_secs(until: i64, now: i64) -> i64 {
+    ((until - now) / 1000).max(1)
 }
 
 pub async fn submit(
@@ -154,40 +168,22 @@ pub async fn submit(
             if let Some(what) = attempts::fail(&state, &counters, event).await? {
                 tracing::warn!(username = %shown_username, client_ip = %ip, locked = what, "sign-in locked out");
             }
-            return invalid(&csrf, next, shown_username);
+            return invalid(&state, &csrf, next, shown_username);
         }
     };
     let user_key = counters[0].key.clone();
 
     // Cloud access: only now that the password is verified (no amplification by wrong guesses).
-    let cloud_token = match state.cloud.as_ref() {
-        None => None,
-        Some(cloud) => match cloud.obtain(user.role()).await {
-            Ok(token) => Some((cloud, token)),
-            Err(e) if cloud.required => {
-                tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
-                let event =
-                    NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("cloud access unavailable");
-                events::log(&state.pool, event).await;
-                attempts::release(&state, &counters).await?; // the password was right
-                return invalid(&csrf, next, shown_username);
-            }
-            Err(e) => {
-                tracing::warn!(username = %user.username, error = %e, "cloud access unavailable at sign-in; will retry");
-                None
-            }
-        },
+    let Ok(cloud_token) = cloud_at_sign_in(&state, &user, &ip).await else {
+        attempts::release(&state, &counters).await?; // the password was right
+        return invalid(&state, &csrf, next, shown_username);
     };
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
     let rehash =
         if password::needs_rehash(&user.password_hash) { Some(state.hasher.hash(secret, &ip).await?) } else { None };
 
     let token = crate::session::prepare(&req, &session, &user.id)?;
-    let cloud = cloud_token.map(|(cloud, t)| CloudGrant {
-        sealed_token: cloud.seal(&token.row.public_id, &t.access_token),
-        role: user.role().as_str().to_owned(),
-        expires_at: t.expires_at,
-    });
+    let cloud = cloud_token.map(|t| t.grant(&token.row.public_id));
     let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let sign_in = PasswordSignIn {
         user_id: user.id.clone(),
@@ -222,11 +218,54 @@ pub async fn submit(
                 NewEvent::new("sign_in_failed").user(&user.username).ip(&ip).detail("the account changed meanwhile");
             attempts::fail(&state, &counters[..1], event).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
-            invalid(&csrf, next, shown_username)
+            invalid(&state, &csrf, next, shown_username)
         }
         Err(e) => {
             crate::session::abandon(&session);
             Err(e.into())
+        }
+    }
+}
+
+/// Cloud access obtained for a sign-in, to be sealed for its session row.
+pub(crate) struct CloudAtSignIn<'a> {
+    cloud: &'a crate::cloud::CloudAccess,
+    token: crate::cloud::gateway::Token,
+    role: &'static str,
+}
+
+impl CloudAtSignIn<'_> {
+    /// The grant for the session row with public id `session_id`.
+    pub(crate) fn grant(&self, session_id: &str) -> CloudGrant {
+        CloudGrant {
+            sealed_token: self.cloud.seal(session_id, &self.token.access_token),
+            role: self.role.to_owned(),
+            expires_at: self.token.expires_at,
+        }
+    }
+}
+
+/// Cloud access for `user`, whose sign-in has just been verified (a password, a passkey): called only
+/// then, so wrong guesses never reach the gateway. `Ok(None)` when cloud access is not configured, or
+/// unavailable and not required (it is retried later); `Err(())` when it is required and unavailable:
+/// the sign-in fails (recorded here).
+pub(crate) async fn cloud_at_sign_in<'a>(
+    state: &'a crate::state::AppState,
+    user: &users::User,
+    ip: &str,
+) -> Result<Option<CloudAtSignIn<'a>>, ()> {
+    let Some(cloud) = state.cloud.as_ref() else { return Ok(None) };
+    match cloud.obtain(user.role()).await {
+        Ok(token) => Ok(Some(CloudAtSignIn { cloud, token, role: user.role().as_str() })),
+        Err(e) if cloud.required => {
+            tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
+            let event = NewEvent::new("sign_in_failed").user(&user.username).ip(ip).detail("cloud access unavailable");
+            events::log(&state.pool, event).await;
+            Err(())
+        }
+        Err(e) => {
+            tracing::warn!(username = %user.username, error = %e, "cloud access unavailable at sign-in; will retry");
+            Ok(None)
         }
     }
 }

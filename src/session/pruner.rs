@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 
-use crate::db::{self, events, sessions, throttle, DbConn, Pool};
+use crate::db::{self, ceremonies, events, sessions, throttle, DbConn, Pool};
 use crate::util::{duration_ms, now_ms};
 
 /// Rows deleted per statement. Each expired row sits at a random place in the token index, so a
@@ -68,10 +68,12 @@ pub struct Retention {
     pub throttle_window: Duration,
 }
 
-/// Deletes old audit events (in batches) and spent sign-in counters; returns how many rows.
+/// Deletes old audit events (in batches), spent sign-in counters and expired passkey ceremonies;
+/// returns how many rows.
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
     let mut total = throttle::prune(conn, now, duration_ms(retention.throttle_window))?;
+    total += ceremonies::prune(conn, now)?;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
         loop {
