@@ -3,6 +3,7 @@
 
 mod hasher;
 mod helpers;
+mod soft_authenticator;
 
 mod account;
 mod admin;
@@ -16,6 +17,7 @@ mod migrations;
 mod names;
 mod outage;
 mod pages;
+mod passkeys;
 mod races;
 mod reauth;
 mod routes;
