@@ -179,6 +179,7 @@ impl Application {
                 .service(
                     web::scope("")
                         .wrap(from_fn(crate::auth::reauth::require_recent))
+                        .wrap(from_fn(guard::second_factor_policy))
                         .wrap(from_fn(csrf::protect))
                         .wrap(from_fn(guard::require_session))
                         .wrap(identity)

@@ -63,6 +63,12 @@ impl AppState {
         crate::auth::client_ip(req, &self.config.trusted_proxies)
     }
 
+    /// Whether passkeys are offered: this server can have them (a domain name, a secure context) and
+    /// second factors are not turned off (`DASHBOARD_MFA=off`).
+    pub fn passkeys_offered(&self) -> bool {
+        self.passkeys.is_on() && self.config.mfa.enabled()
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

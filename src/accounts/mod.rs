@@ -12,10 +12,12 @@
 //! user are therefore linearizable: a password change or a sign-in whose hash was verified before a
 //! reset, a disable or a logout finds the account changed (or its session gone) and writes nothing.
 
+mod factors;
 mod passkeys;
 mod sessions;
 mod users;
 
+pub use factors::*;
 pub use passkeys::*;
 pub use sessions::*;
 pub use users::*;
@@ -53,6 +55,11 @@ pub enum AccountError {
     /// The session the request runs in was ended meanwhile: nothing was written.
     #[error("the session has ended")]
     SessionEnded,
+    #[error("no passkey with id `{0}`")]
+    NoSuchPasskey(String),
+    /// What was to be removed is not there (shown as it is).
+    #[error("{0}")]
+    NothingToRemove(&'static str),
     #[error("setup is no longer open")]
     SetupClosed,
     #[error("you already have a passkey named “{0}”")]
@@ -68,11 +75,13 @@ impl From<AccountError> for crate::error::AppError {
     fn from(e: AccountError) -> Self {
         use crate::error::AppError;
         match e {
-            AccountError::NoSuchUser(_) | AccountError::NoSuchSession(_) | AccountError::SetupClosed => {
-                AppError::NotFound
-            }
+            AccountError::NoSuchUser(_)
+            | AccountError::NoSuchSession(_)
+            | AccountError::NoSuchPasskey(_)
+            | AccountError::SetupClosed => AppError::NotFound,
             AccountError::Changed | AccountError::SessionEnded => AppError::Unauthenticated,
             AccountError::Database(e) => AppError::Internal(e.into()),
+            AccountError::NothingToRemove(why) => AppError::BadRequest(why.to_owned()),
             other => AppError::BadRequest(capitalized(&other.to_string())),
         }
     }

@@ -71,3 +71,48 @@ pub async fn require_admin(
     }
     Ok(next.call(req).await?.map_into_left_body())
 }
+
+/// The second-factor policy (`DASHBOARD_MFA`), inside the guard: with `off`, the factors' pages
+/// answer `404`; a signed-in user whom the policy requires to have a second factor but who has none
+/// is sent to `/account/security` from every page but those that add one (and `/logout`,
+/// `/reauth`, the public ones), until they have one.
+pub async fn second_factor_policy(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<actix_web::web::Data<crate::state::AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let policy = state.config.mfa;
+    if !policy.enabled() && crate::routes::is_factor_path(req.path()) {
+        let page = crate::error::error_page(actix_web::http::StatusCode::NOT_FOUND, None);
+        return Ok(req.into_response(page).map_into_right_body());
+    }
+    let user = req.extensions_mut().get_mut::<LiveSession>().map(|live| {
+        live.second_factors_on = policy.enabled();
+        live.clone()
+    });
+    if let Some(user) = user.filter(|u| policy.requires(u.role) && !u.has_totp) {
+        if !crate::routes::reachable_without_factor(req.path()) {
+            // No app: a passkey will do (read only for these users, not on every request).
+            let id = user.user_id.clone();
+            let passkeys =
+                crate::db::run(&state.pool, move |conn| Ok(crate::db::factors::passkey_count(conn, &id)?)).await;
+            match passkeys {
+                Ok(0) => {
+                    let res = HttpResponse::SeeOther()
+                        .insert_header((header::LOCATION, "/account/security"))
+                        .insert_header((header::CACHE_CONTROL, "no-store"))
+                        .finish();
+                    return Ok(req.into_response(res).map_into_right_body());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let e = crate::error::AppError::from(e);
+                    return Ok(req.into_response(actix_web::ResponseError::error_response(&e)).map_into_right_body());
+                }
+            }
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
+}

@@ -27,6 +27,12 @@ pub fn base32(secret: &[u8]) -> String {
     Secret::Raw(secret.to_vec()).to_encoded().to_string()
 }
 
+/// A base32 secret as typed (spaces and case ignored) back to bytes.
+pub fn decode_base32(text: &str) -> Option<Vec<u8>> {
+    let cleaned: String = text.chars().filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect();
+    Secret::Encoded(cleaned).to_bytes().ok()
+}
+
 fn totp(secret: &[u8], account: &str) -> Option<TOTP> {
     TOTP::new(Algorithm::SHA1, DIGITS, 0, STEP_SECONDS, secret.to_vec(), Some(ISSUER.to_owned()), account.to_owned())
         .ok()

@@ -61,7 +61,7 @@ pub async fn form(
         layout.notice = Some(SESSION_EXPIRED.into());
     }
     let next = query.into_inner().next.filter(|n| is_local_path(n));
-    let passkeys = state.passkeys.is_on();
+    let passkeys = state.passkeys_offered();
     let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new(), passkeys })?;
     if expired {
         // Say it once: drop the dead cookie so a later visit to this page does not repeat it.
@@ -85,7 +85,7 @@ fn invalid(
     next: Option<String>,
     username: String,
 ) -> Result<HttpResponse, AppError> {
-    let passkeys = state.passkeys.is_on();
+    let passkeys = state.passkeys_offered();
     refuse(StatusCode::UNAUTHORIZED, Layout::new(None, csrf), INVALID_CREDENTIALS, |layout| LoginPage {
         layout,
         next,

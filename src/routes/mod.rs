@@ -104,6 +104,18 @@ pub static ROUTES: &[Route] = {
         sensitive("POST", "/account/sessions/{id}/revoke", SignedIn, "/account/sessions", || {
             web::post().to(account::revoke)
         }),
+        route("GET", "/account/security", SignedIn, || web::get().to(security::show)),
+        route("GET", "/account/totp", SignedIn, || web::get().to(security::totp_form)),
+        sensitive("POST", "/account/totp", SignedIn, "/account/totp", || web::post().to(security::totp_enable)),
+        sensitive("POST", "/account/totp/disable", SignedIn, "/account/security", || {
+            web::post().to(security::totp_disable)
+        }),
+        sensitive("POST", "/account/recovery-codes", SignedIn, "/account/security", || {
+            web::post().to(security::new_recovery_codes)
+        }),
+        sensitive("POST", "/account/passkeys/{id}/delete", SignedIn, "/account/security", || {
+            web::post().to(security::delete_passkey)
+        }),
         route("GET", "/account/password", SignedIn, || web::get().to(account::password_form)),
         Route {
             sensitive: Sensitive::ProvesItself,
@@ -151,6 +163,34 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
             _ => return false,
         }
     }
+}
+
+/// The second factors' pages and endpoints (by path prefix): with `DASHBOARD_MFA=off` they answer
+/// `404`; a user who must add a factor may still reach them (with [`UNPROTECTED_MAY_REACH`]).
+pub const FACTOR_PATHS: &[&str] = &[
+    "/account/security",
+    "/account/totp",
+    "/account/recovery-codes",
+    "/account/passkeys",
+    "/login/mfa",
+    "/login/passkey",
+];
+
+/// What else a signed-in user whom the policy requires to add a second factor may reach.
+pub const UNPROTECTED_MAY_REACH: &[&str] = &["/logout", "/reauth"];
+
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// True for a path of [`FACTOR_PATHS`].
+pub fn is_factor_path(path: &str) -> bool {
+    FACTOR_PATHS.iter().any(|p| under(path, p))
+}
+
+/// True for what a user without a required second factor may reach.
+pub fn reachable_without_factor(path: &str) -> bool {
+    is_factor_path(path) || UNPROTECTED_MAY_REACH.iter().any(|p| under(path, p)) || is_public(path)
 }
 
 /// True for the paths of the session scope anyone may reach.
@@ -262,6 +302,14 @@ pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
+/// " Ended N other sessions." when some were.
+fn ended_others(n: u32) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(" Ended {}.", crate::util::count(n as usize, "other session")),
+    }
+}
+
 /// `?done=…&n=…` after a redirect: which success message to show. Only known codes are shown, so
 /// the query string cannot put words on a page.
 #[derive(serde::Deserialize)]
@@ -284,6 +332,10 @@ impl Done {
             "role-changed" => "The role was changed. It applies from the user's next request.".to_owned(),
             "user-disabled" => format!("The user was disabled and {n} session{plural} ended."),
             "user-enabled" => "The user was enabled.".to_owned(),
+            "totp-enabled" => "The authenticator app is on.".to_owned(),
+            "totp-disabled" => format!("The authenticator app is off.{}", ended_others(n)),
+            "passkey-deleted" => format!("The passkey was removed.{}", ended_others(n)),
+            "factors-reset" => format!("The user's second factors were removed and {n} session{plural} ended."),
             _ => return None,
         })
     }

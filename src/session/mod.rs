@@ -37,6 +37,9 @@ pub struct LiveSession {
     pub authenticated_at: i64,
     /// Whether the user has the authenticator app on.
     pub has_totp: bool,
+    /// Whether second factors are on at all (`DASHBOARD_MFA` is not `off`; set by the policy
+    /// middleware), for the pages' navigation.
+    pub second_factors_on: bool,
 }
 
 /// A session about to be written by the accounts service: the token the cookie will carry (only its

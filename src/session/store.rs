@@ -135,6 +135,7 @@ impl SessionStore for DbSessionStore {
                 .unwrap_or(crate::accounts::AuthMethod::Password),
             authenticated_at: row.authenticated_at,
             has_totp: row.has_totp,
+            second_factors_on: true,
         }));
         Ok(Some(state))
     }

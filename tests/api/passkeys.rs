@@ -37,7 +37,7 @@ both_databases!(
 );
 
 /// An app whose public URL is `http://localhost:PORT`, and an authenticator whose browser is there.
-async fn passkey_app(kind: DbKind) -> (TestApp, SoftAuthenticator) {
+pub(crate) async fn passkey_app(kind: DbKind) -> (TestApp, SoftAuthenticator) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let app = spawn_app_with(TestDb::new(kind), |s| {
         s.listen = format!("127.0.0.1:{port}").parse().unwrap();
@@ -185,6 +185,12 @@ async fn names_are_required_trimmed_bounded_and_unique_per_user(kind: DbKind) {
         assert!(answer["error"].as_str().unwrap().contains(why), "{answer}");
     }
     assert_eq!(add_passkey(&me, &mut auth, "Laptop").await.0, 200);
+    // Names are the user's words: escaped wherever a page shows them.
+    let hostile = "<script>alert(1)</script>";
+    assert_eq!(add_passkey(&me, &mut SoftAuthenticator::new(&auth.origin), hostile).await.0, 200);
+    let page = me.get("/account/security").await.text().await.unwrap();
+    let shown = page.find("alert(1)").map(|i| &page[i.saturating_sub(30)..i + 30]).unwrap_or("");
+    assert!(shown.contains("&#60;script&#62;alert(1)") && !page.contains("<script>alert"), "{shown}");
     let (status, answer) =
         post_json(&me, &token, "/account/passkeys/register/start", &json!({ "name": " Laptop" })).await;
     assert_eq!(status, 400);
@@ -194,7 +200,7 @@ async fn names_are_required_trimmed_bounded_and_unique_per_user(kind: DbKind) {
     let bob = app.browser();
     bob.login("bob", PASSWORD).await;
     assert_eq!(add_passkey(&bob, &mut SoftAuthenticator::new(&auth.origin), "Laptop").await.0, 200);
-    assert_eq!(app.with_db(|c| passkeys::table.count().get_result::<i64>(c)).await, 2);
+    assert_eq!(app.with_db(|c| passkeys::table.count().get_result::<i64>(c)).await, 3);
 }
 
 async fn a_bogus_signature_signs_nobody_in(kind: DbKind) {

@@ -1,0 +1,143 @@
+//! Account operations on second factors: the authenticator app on and off, recovery codes, removing
+//! a passkey, an administrator's reset. Each is one transaction with its audit event, its first
+//! statement the user's row lock (see the module comment of [`crate::accounts`]).
+
+use super::{by, lock_user, lock_user_named, transaction, AccountError, Actor};
+use crate::db::events::{self, NewEvent};
+use crate::db::factors::{self, Factors};
+use crate::db::{passkeys, sessions, DbConn};
+use crate::util::count;
+
+/// Who is changing their own factors, from which session.
+pub struct Own<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub ip: &'a str,
+    pub now: i64,
+}
+
+/// Ends the user's other sessions when asked; records how many.
+fn end_others(conn: &mut DbConn, own: &Own<'_>, username: &str, asked: bool) -> Result<usize, AccountError> {
+    if !asked {
+        return Ok(0);
+    }
+    let ended = sessions::delete_for_user_except(conn, own.user_id, own.session_id)?;
+    let event = NewEvent::new("session_ended")
+        .user(username)
+        .session(own.session_id)
+        .detail(format!("{}, by the user", count(ended, "other session")));
+    events::record(conn, &event)?;
+    Ok(ended)
+}
+
+fn base_event(kind: &'static str, username: &str, own: &Own<'_>) -> NewEvent {
+    NewEvent::new(kind).user(username).session(own.session_id).ip(own.ip)
+}
+
+/// Turns the authenticator app on (or replaces it) with `sealed`, the code of `step` having
+/// confirmed it (that code is spent). When the user has no unused recovery codes, `new_codes`
+/// (hashes) become theirs: returns whether they did, so the page shows them.
+pub fn enable_totp(
+    conn: &mut DbConn,
+    own: &Own<'_>,
+    sealed: &str,
+    step: i64,
+    new_codes: &[String],
+) -> Result<bool, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let replaced = user.totp_secret.is_some();
+        factors::set_totp(conn, &user.id, Some(sealed), Some(step))?;
+        let detail = if replaced { "authenticator app (replaced)" } else { "authenticator app" };
+        events::record(conn, &base_event("second_factor_added", &user.username, own).detail(detail))?;
+        let codes_made = factors::recovery_codes_left(conn, &user.id)? == 0;
+        if codes_made {
+            factors::replace_recovery_codes(conn, &user.id, new_codes, own.now)?;
+            let event = base_event("recovery_codes_created", &user.username, own)
+                .detail(format!("{} with the authenticator app", count(new_codes.len(), "code")));
+            events::record(conn, &event)?;
+        }
+        Ok(codes_made)
+    })
+}
+
+/// Turns the app off; ends the user's other sessions when asked. Returns how many were ended.
+pub fn disable_totp(conn: &mut DbConn, own: &Own<'_>, end_other_sessions: bool) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        if user.totp_secret.is_none() {
+            return Err(AccountError::NothingToRemove("The authenticator app is already off."));
+        }
+        factors::set_totp(conn, &user.id, None, None)?;
+        events::record(conn, &base_event("second_factor_removed", &user.username, own).detail("authenticator app"))?;
+        end_others(conn, own, &user.username, end_other_sessions)
+    })
+}
+
+/// Replaces the user's recovery codes with `hashes`; ends their other sessions when asked.
+pub fn new_recovery_codes(
+    conn: &mut DbConn,
+    own: &Own<'_>,
+    hashes: &[String],
+    end_other_sessions: bool,
+) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        factors::replace_recovery_codes(conn, &user.id, hashes, own.now)?;
+        let event = base_event("recovery_codes_created", &user.username, own)
+            .detail(format!("{}, replacing the old ones", count(hashes.len(), "code")));
+        events::record(conn, &event)?;
+        end_others(conn, own, &user.username, end_other_sessions)
+    })
+}
+
+/// Removes one of the user's own passkeys (another user's id: [`AccountError::NoSuchPasskey`]);
+/// ends their other sessions when asked. Returns how many were ended.
+pub fn delete_passkey(
+    conn: &mut DbConn,
+    own: &Own<'_>,
+    passkey_id: &str,
+    end_other_sessions: bool,
+) -> Result<usize, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let name = passkeys::delete_own(conn, &user.id, passkey_id)?
+            .ok_or_else(|| AccountError::NoSuchPasskey(passkey_id.to_owned()))?;
+        let event = base_event("second_factor_removed", &user.username, own).detail(format!("passkey “{name}”"));
+        events::record(conn, &event)?;
+        end_others(conn, own, &user.username, end_other_sessions)
+    })
+}
+
+/// What an administrator's reset removed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Reset {
+    pub removed: Factors,
+    pub recovery_codes: usize,
+    pub sessions_ended: usize,
+}
+
+/// Removes every second factor of `username` (the app, recovery codes, passkeys) and ends all
+/// their sessions: an administrator's (or the command line's) help for someone who lost theirs.
+pub fn reset_second_factors(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<Reset, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+        let removed = factors::factors_of(conn, &user.id)?;
+        factors::set_totp(conn, &user.id, None, None)?;
+        let recovery_codes = factors::delete_recovery_codes(conn, &user.id)?;
+        passkeys::delete_for_user(conn, &user.id)?;
+        let sessions_ended = sessions::delete_for_user(conn, &user.id)?;
+        let detail = format!(
+            "removed {}; ended {}",
+            match (removed.totp, removed.passkeys) {
+                (false, 0) => "no second factor".to_owned(),
+                (true, 0) => "the authenticator app".to_owned(),
+                (false, n) => count(n as usize, "passkey"),
+                (true, n) => format!("the authenticator app and {}", count(n as usize, "passkey")),
+            },
+            count(sessions_ended, "session")
+        );
+        events::record(conn, &by(NewEvent::new("second_factors_reset").user(&user.username).detail(detail), actor))?;
+        Ok(Reset { removed, recovery_codes, sessions_ended })
+    })
+}
