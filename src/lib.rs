@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod hold;
 pub mod limits;
 pub mod routes;
 pub mod seal;

@@ -134,6 +134,7 @@ impl Application {
             totp_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp secret v1"),
             totp_setup_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp setup v1"),
             passkeys,
+            second_step_hold: Default::default(),
         });
         let app_state = state.clone();
         let idle_timeout = settings.idle_timeout;

@@ -52,6 +52,8 @@ pub struct AppState {
     pub totp_setup_seal: crate::seal::Sealer,
     /// Passkeys (WebAuthn): the relying party, or why there is none here.
     pub passkeys: crate::auth::passkeys::PasskeySupport,
+    /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
+    pub second_step_hold: crate::hold::HoldPoint,
 }
 
 /// What handlers take.

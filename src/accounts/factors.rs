@@ -141,3 +141,88 @@ pub fn reset_second_factors(conn: &mut DbConn, username: &str, actor: Actor<'_>)
         Ok(Reset { removed, recovery_codes, sessions_ended })
     })
 }
+
+/// The first step of a two-step sign-in: the password of `user_id` was verified against
+/// `verified_hash`.
+pub struct PendingStart<'a> {
+    pub user_id: &'a str,
+    pub verified_hash: &'a str,
+    /// A stronger hash of the same password, when the stored one is weaker than today's.
+    pub rehash: Option<&'a str>,
+    pub id_hash: &'a str,
+    pub next: Option<&'a str>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// Records a pending sign-in (no session yet) **only if** the account is still enabled with the
+/// hash the password was verified against; the upgraded hash, if any, is stored by the same
+/// transaction and is what the second step will compare.
+pub fn begin_pending_sign_in(conn: &mut DbConn, p: &PendingStart<'_>) -> Result<(), AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, p.user_id)?.ok_or(AccountError::Changed)?;
+        if user.is_disabled() || user.password_hash != p.verified_hash {
+            return Err(AccountError::Changed);
+        }
+        let hash = match p.rehash {
+            Some(stronger) => {
+                crate::db::users::set_password_hash(conn, &user.id, stronger)?;
+                stronger
+            }
+            None => p.verified_hash,
+        };
+        crate::db::pending::insert(conn, p.id_hash, &user.id, hash, p.next, p.now, p.expires_at)?;
+        Ok(())
+    })
+}
+
+/// The second step of a sign-in.
+pub struct SecondStep<'a> {
+    pub pending_id_hash: &'a str,
+    pub user_id: &'a str,
+    pub verified_hash: &'a str,
+    /// The code to spend (an app or recovery code); `None` for a factor verified and recorded by
+    /// the caller (a passkey).
+    pub proof: Option<&'a crate::auth::codes::CodeProof>,
+    /// The username's failed-attempt counter, reset on success.
+    pub throttle_key: &'a str,
+    pub session: super::NewSession,
+}
+
+/// Finishes a two-step sign-in in one transaction: takes the pending sign-in (single use, live),
+/// spends the code, creates the session. The account must still be enabled with the verified
+/// password hash ([`AccountError::Changed`]); a code already spent (a replay, a parallel request)
+/// is [`AccountError::CodeNotAccepted`] and then nothing was written, the pending sign-in included.
+/// Returns the user and, after a recovery code, how many are left.
+pub fn finish_sign_in(
+    conn: &mut DbConn,
+    s: &SecondStep<'_>,
+) -> Result<(crate::db::users::User, Option<i64>), AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user(conn, s.user_id)?.ok_or(AccountError::Changed)?;
+        if user.is_disabled() || user.password_hash != s.verified_hash {
+            return Err(AccountError::Changed);
+        }
+        let now = s.session.now;
+        if !crate::db::pending::take(conn, s.pending_id_hash, &user.id, now)? {
+            return Err(AccountError::PendingGone);
+        }
+        let mut left = None;
+        if let Some(proof) = s.proof {
+            let spent = crate::auth::codes::spend(conn, &user.id, proof, now)?.ok_or(AccountError::CodeNotAccepted)?;
+            left = spent.recovery_codes_left;
+        }
+        crate::db::users::touch_last_login(conn, &user.id, now)?;
+        crate::db::throttle::reset(conn, s.throttle_key)?;
+        super::sessions::insert_session(conn, &user, &s.session)?;
+        if let Some(left) = left {
+            let event = NewEvent::new("recovery_code_used")
+                .user(&user.username)
+                .ip(&s.session.ip)
+                .session(&s.session.token.public_id)
+                .detail(crate::auth::codes::left_words(left));
+            events::record(conn, &event)?;
+        }
+        Ok((user, left))
+    })
+}

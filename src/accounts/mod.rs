@@ -60,6 +60,12 @@ pub enum AccountError {
     /// What was to be removed is not there (shown as it is).
     #[error("{0}")]
     NothingToRemove(&'static str),
+    /// The pending sign-in was used already, or expired.
+    #[error("the sign-in has expired")]
+    PendingGone,
+    /// The second-factor code was spent already (or the app changed): nothing was written.
+    #[error("the code is not right")]
+    CodeNotAccepted,
     #[error("setup is no longer open")]
     SetupClosed,
     #[error("you already have a passkey named “{0}”")]
@@ -79,7 +85,7 @@ impl From<AccountError> for crate::error::AppError {
             | AccountError::NoSuchSession(_)
             | AccountError::NoSuchPasskey(_)
             | AccountError::SetupClosed => AppError::NotFound,
-            AccountError::Changed | AccountError::SessionEnded => AppError::Unauthenticated,
+            AccountError::Changed | AccountError::SessionEnded | AccountError::PendingGone => AppError::Unauthenticated,
             AccountError::Database(e) => AppError::Internal(e.into()),
             AccountError::NothingToRemove(why) => AppError::BadRequest(why.to_owned()),
             other => AppError::BadRequest(capitalized(&other.to_string())),

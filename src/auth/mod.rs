@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod guard;
 pub mod passkeys;
 pub mod password;
+pub mod pending;
 pub mod reauth;
 pub mod recovery;
 pub mod totp;

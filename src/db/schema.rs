@@ -42,6 +42,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    pending_sign_ins (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        password_hash -> Text,
+        next -> Nullable<Text>,
+        created_at -> Int8,
+        expires_at -> Int8,
+    }
+}
+
+diesel::table! {
     recovery_codes (id) {
         id -> Text,
         user_id -> Text,
@@ -98,17 +109,9 @@ diesel::table! {
 }
 
 diesel::joinable!(passkeys -> users (user_id));
+diesel::joinable!(pending_sign_ins -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(webauthn_ceremonies -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(
-    app_settings,
-    auth_events,
-    login_throttle,
-    passkeys,
-    recovery_codes,
-    sessions,
-    users,
-    webauthn_ceremonies,
-);
+diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, passkeys, pending_sign_ins, recovery_codes, sessions, users, webauthn_ceremonies,);

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::{refuse, render, see_other, Layout};
-use crate::accounts::{self, AccountError, CloudGrant, NewSession, PasswordSignIn};
+use crate::accounts::{self, AccountError, AuthMethod, CloudGrant, NewSession, PasswordSignIn};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::guard::EndedSession;
@@ -30,7 +30,7 @@ struct LoginPage {
     layout: Layout,
     next: Option<String>,
     username: String,
-    /// Offer "Sign in with a passkey" (when this server can: see [`crate::auth::passkeys`]).
+    /// Offer "Sign in with a passkey" (where passkeys work: see [`AppState::passkeys_offered`]).
     passkeys: bool,
 }
 
@@ -78,8 +78,61 @@ struct LockedPage {
     message: String,
 }
 
+/// Cloud access was required at sign-in and could not be had (logged and recorded).
+pub(crate) struct CloudRefused;
+
+/// A gateway token for a user whose credentials were just verified (when cloud access is
+/// configured; `None` when it is not, or unavailable but not required).
+pub(crate) async fn cloud_at_sign_in(
+    state: &AppState,
+    user: &users::User,
+    ip: &str,
+) -> Result<Option<crate::cloud::Token>, CloudRefused> {
+    let Some(cloud) = state.cloud.as_ref() else { return Ok(None) };
+    match cloud.obtain(user.role()).await {
+        Ok(token) => Ok(Some(token)),
+        Err(e) if cloud.required => {
+            tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
+            let event = NewEvent::new("sign_in_failed").user(&user.username).ip(ip).detail("cloud access unavailable");
+            events::log(&state.pool, event).await;
+            Err(CloudRefused)
+        }
+        Err(e) => {
+            tracing::warn!(username = %user.username, error = %e, "cloud access unavailable at sign-in; will retry");
+            Ok(None)
+        }
+    }
+}
+
+/// The session row a sign-in of `user` on this request creates.
+pub(crate) fn new_session(
+    req: &HttpRequest,
+    state: &AppState,
+    token: &crate::session::NewToken,
+    user: &users::User,
+    cloud_token: Option<crate::cloud::Token>,
+    ip: String,
+    auth_method: AuthMethod,
+) -> NewSession {
+    let cloud = cloud_token.zip(state.cloud.as_ref()).map(|(t, cloud)| CloudGrant {
+        sealed_token: cloud.seal(&token.row.public_id, &t.access_token),
+        role: user.role().as_str().to_owned(),
+        expires_at: t.expires_at,
+    });
+    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    NewSession {
+        token: token.row.clone(),
+        ip,
+        user_agent,
+        cloud,
+        timeouts: state.config.timeouts,
+        now: state.now_ms(),
+        auth_method,
+    }
+}
+
 /// The form again with the one message for every failed sign-in.
-fn invalid(
+pub(crate) fn invalid(
     state: &AppState,
     csrf: &CsrfToken,
     next: Option<String>,
@@ -132,13 +185,20 @@ pub async fn submit(
     // hashed; at the limit (or while locked) nothing is, whatever the name, existing or not.
     // The account (if any) is read in the same database call.
     let name = users::normalize_username(&username).ok();
+    // (With the user's passkey count: whether a second step follows is decided after the password.)
     let reserved = attempts::reserve_then(&state, &counters, move |conn| match &name {
-        Some(name) => users::find_by_username(conn, name),
-        None => Ok(None),
+        Some(name) => match users::find_by_username(conn, name)? {
+            Some(user) => {
+                let passkeys = crate::db::factors::passkey_count(conn, &user.id)?;
+                Ok((Some(user), passkeys))
+            }
+            None => Ok((None, 0)),
+        },
+        None => Ok((None, 0)),
     })
     .await?;
-    let user = match reserved {
-        Ok(user) => user,
+    let (user, passkeys) = match reserved {
+        Ok(found) => found,
         Err(until) => {
             tracing::warn!(username = %shown_username, client_ip = %ip, "sign-in refused: locked out");
             return locked(until, state.now_ms());
@@ -173,18 +233,37 @@ pub async fn submit(
     };
     let user_key = counters[0].key.clone();
 
-    // Cloud access: only now that the password is verified (no amplification by wrong guesses).
-    let Ok(cloud_token) = cloud_at_sign_in(&state, &user, &ip).await else {
-        attempts::release(&state, &counters).await?; // the password was right
-        return invalid(&state, &csrf, next, shown_username);
-    };
     // Hashes made with weaker parameters than today's are upgraded while we hold the password.
     let rehash =
         if password::needs_rehash(&user.password_hash) { Some(state.hasher.hash(secret, &ip).await?) } else { None };
 
+    // A user with a second factor: the password step is done, the session waits for the second
+    // (no session row before it). The answer to a wrong password above never says whether there is one.
+    if state.config.mfa.enabled() && (user.totp_secret.is_some() || passkeys > 0) {
+        attempts::release(&state, &counters).await?; // not a guess; the username's failures stay counted
+        return match crate::auth::pending::begin(&state, &user, rehash, next.clone()).await? {
+            Ok(res) => Ok(res),
+            Err(_) => {
+                let event = NewEvent::new("sign_in_failed")
+                    .user(&user.username)
+                    .ip(&ip)
+                    .detail("the account changed meanwhile");
+                attempts::fail(&state, &counters[..1], event).await?;
+                invalid(&state, &csrf, next, shown_username)
+            }
+        };
+    }
+
+    // Cloud access: only now that the password is verified (no amplification by wrong guesses).
+    let cloud_token = match cloud_at_sign_in(&state, &user, &ip).await {
+        Ok(token) => token,
+        Err(CloudRefused) => {
+            attempts::release(&state, &counters).await?; // the password was right
+            return invalid(&state, &csrf, next, shown_username);
+        }
+    };
     let token = crate::session::prepare(&req, &session, &user.id)?;
-    let cloud = cloud_token.map(|t| t.grant(&token.row.public_id));
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let session_row = new_session(&req, &state, &token, &user, cloud_token, ip.clone(), AuthMethod::Password);
     let sign_in = PasswordSignIn {
         user_id: user.id.clone(),
         verified_hash: user.password_hash.clone(),
@@ -192,15 +271,7 @@ pub async fn submit(
         throttle_key: user_key,
         // The password was right: this attempt was not a guess (given back by the same transaction).
         address_key: Some(counters[1].key.clone()),
-        session: NewSession {
-            token: token.row.clone(),
-            ip: ip.clone(),
-            user_agent,
-            cloud,
-            timeouts: state.config.timeouts,
-            now: state.now_ms(),
-            auth_method: accounts::AuthMethod::Password,
-        },
+        session: session_row,
     };
     match db::run(&state.pool, move |conn| Ok(accounts::sign_in(conn, &sign_in)))
         .await
@@ -223,49 +294,6 @@ pub async fn submit(
         Err(e) => {
             crate::session::abandon(&session);
             Err(e.into())
-        }
-    }
-}
-
-/// Cloud access obtained for a sign-in, to be sealed for its session row.
-pub(crate) struct CloudAtSignIn<'a> {
-    cloud: &'a crate::cloud::CloudAccess,
-    token: crate::cloud::gateway::Token,
-    role: &'static str,
-}
-
-impl CloudAtSignIn<'_> {
-    /// The grant for the session row with public id `session_id`.
-    pub(crate) fn grant(&self, session_id: &str) -> CloudGrant {
-        CloudGrant {
-            sealed_token: self.cloud.seal(session_id, &self.token.access_token),
-            role: self.role.to_owned(),
-            expires_at: self.token.expires_at,
-        }
-    }
-}
-
-/// Cloud access for `user`, whose sign-in has just been verified (a password, a passkey): called only
-/// then, so wrong guesses never reach the gateway. `Ok(None)` when cloud access is not configured, or
-/// unavailable and not required (it is retried later); `Err(())` when it is required and unavailable:
-/// the sign-in fails (recorded here).
-pub(crate) async fn cloud_at_sign_in<'a>(
-    state: &'a crate::state::AppState,
-    user: &users::User,
-    ip: &str,
-) -> Result<Option<CloudAtSignIn<'a>>, ()> {
-    let Some(cloud) = state.cloud.as_ref() else { return Ok(None) };
-    match cloud.obtain(user.role()).await {
-        Ok(token) => Ok(Some(CloudAtSignIn { cloud, token, role: user.role().as_str() })),
-        Err(e) if cloud.required => {
-            tracing::warn!(username = %user.username, client_ip = %ip, error = %e, "sign-in refused: cloud access unavailable");
-            let event = NewEvent::new("sign_in_failed").user(&user.username).ip(ip).detail("cloud access unavailable");
-            events::log(&state.pool, event).await;
-            Err(())
-        }
-        Err(e) => {
-            tracing::warn!(username = %user.username, error = %e, "cloud access unavailable at sign-in; will retry");
-            Ok(None)
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod filters;
 pub mod health;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod passkeys;
 pub mod reauth;
 pub mod security;
@@ -89,6 +90,10 @@ pub static ROUTES: &[Route] = {
         route("POST", "/login", Public, || web::post().to(login::submit)),
         route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)),
         route("POST", "/login/passkey/finish", Public, || web::post().to(passkeys::sign_in_finish)),
+        route("GET", "/login/mfa", Public, || web::get().to(mfa::form)),
+        route("POST", "/login/mfa", Public, || web::post().to(mfa::submit)),
+        route("POST", "/login/mfa/passkey/start", Public, || web::post().to(passkeys::second_step_start)),
+        route("POST", "/login/mfa/passkey/finish", Public, || web::post().to(passkeys::second_step_finish)),
         route("GET", "/setup", Public, || web::get().to(setup::form)),
         route("POST", "/setup", Public, || web::post().to(setup::submit)),
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
@@ -335,6 +340,9 @@ impl Done {
             "totp-enabled" => "The authenticator app is on.".to_owned(),
             "totp-disabled" => format!("The authenticator app is off.{}", ended_others(n)),
             "passkey-deleted" => format!("The passkey was removed.{}", ended_others(n)),
+            "recovery-code-used" => {
+                format!("You signed in with a recovery code. You have {n} left; make new ones below if you need more.")
+            }
             "factors-reset" => format!("The user's second factors were removed and {n} session{plural} ended."),
             _ => return None,
         })

@@ -5,6 +5,7 @@
 //!
 //! - `/account/passkeys/register/…`: add a passkey to the signed-in user (a sensitive action);
 //! - `/login/passkey/…`: sign in with a passkey alone (any user's: the passkey names its user);
+//! - `/login/mfa/passkey/…`: the second step of a sign-in, after the password;
 //! - `/reauth/passkey/…`: confirm who you are with one of your passkeys.
 //!
 //! A ceremony is bound to the browser that started it: its row holds a hash of the browser's CSRF
@@ -19,10 +20,11 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{Passkey, PublicKeyCredential, RegisterPublicKeyCredential};
 
-use crate::accounts::{self, AccountError, AuthMethod, NewPasskey, NewSession, PasskeySignIn};
+use crate::accounts::{self, AccountError, AuthMethod, NewPasskey, PasskeySignIn};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::passkeys::{credential_key, valid_name, CeremonyState, Refusal, RelyingParty, CEREMONY_LIFETIME};
+use crate::auth::pending::{self, PendingSignIn};
 use crate::auth::{is_local_path, reauth, CurrentUser};
 use crate::db;
 use crate::db::ceremonies::{self, NewCeremony, NotKept, Purpose};
@@ -387,15 +389,7 @@ pub async fn sign_in_finish(
         updated_credential: serde_json::to_string(&passkey).map_err(internal)?,
         throttle_key: Counter::user(&state, &user.username).key,
         address_key: ip_counter.key.clone(),
-        session: NewSession {
-            token: token.row.clone(),
-            ip: ip.clone(),
-            user_agent: user_agent(&req),
-            cloud: cloud_token.map(|t| t.grant(&token.row.public_id)),
-            timeouts: state.config.timeouts,
-            now: state.now_ms(),
-            auth_method: AuthMethod::Passkey,
-        },
+        session: super::login::new_session(&req, &state, &token, &user, cloud_token, ip.clone(), AuthMethod::Passkey),
     };
     match db::run(&state.pool, move |conn| Ok(accounts::sign_in_with_passkey(conn, &sign_in)))
         .await
@@ -439,11 +433,7 @@ async fn sign_in_failed(
     }
 }
 
-fn user_agent(req: &HttpRequest) -> String {
-    req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
-
-// ---- Confirming a known user: re-authentication ------------------------------------------------
+// ---- Confirming a known user: the second step of a sign-in, re-authentication -------------------
 
 /// Options to confirm `user_id` with one of their passkeys, kept as a ceremony for `purpose`.
 async fn start_verification(
@@ -472,9 +462,16 @@ struct Confirmed {
     updated: Passkey,
 }
 
-/// Checks an answer to [`start_verification`] for `user` (reserving an attempt on their counter and
-/// the address's first): the passkey that confirmed them, or why not (the attempt stays counted; the
-/// caller records the failure).
+/// How an answer to [`start_verification`] was checked.
+enum Checked {
+    Confirmed(Confirmed),
+    /// Not accepted: the reserved attempts stay counted (the caller records the failure).
+    Refused(Refusal),
+    /// A counter is locked (until then, epoch ms): nothing was checked.
+    Locked(i64),
+}
+
+/// Checks an answer to [`start_verification`] for `user`, after reserving an attempt on `counters`.
 async fn finish_verification(
     state: &AppState,
     csrf: &CsrfToken,
@@ -482,21 +479,20 @@ async fn finish_verification(
     user: &User,
     counters: &[Counter],
     answer: Finish<PublicKeyCredential>,
-) -> Result<Result<Confirmed, Refusal>, JsonError> {
+) -> Result<Checked, JsonError> {
     let rp = relying_party(state)?;
     let Finish { ceremony, credential, .. } = answer;
     let key = credential_key(&credential.raw_id);
     let (binding, now) = (binding(csrf), state.now_ms());
-    let taken = match attempts::reserve_then(state, counters, move |conn| {
+    let (taken, row) = match attempts::reserve_then(state, counters, move |conn| {
         Ok((ceremonies::take(conn, &ceremony, &binding, purpose, now)?, passkeys::find_by_credential_id(conn, &key)?))
     })
     .await?
     {
         Ok(taken) => taken,
-        Err(until) => return Err(JsonError::locked(until, state.now_ms())),
+        Err(until) => return Ok(Checked::Locked(until)),
     };
-    let (taken, row) = taken;
-    Ok((|| {
+    let checked = (|| {
         let authentication = match state_of(taken)? {
             (Some(owner), CeremonyState::Verify(authentication)) if owner == user.id => authentication,
             _ => return Err(Refusal::NoCeremony),
@@ -509,7 +505,11 @@ async fn finish_verification(
         let result = rp.finish_verification(&credential, &authentication)?;
         updated.update_credential(&result);
         Ok(Confirmed { row, updated })
-    })())
+    })();
+    Ok(match checked {
+        Ok(confirmed) => Checked::Confirmed(confirmed),
+        Err(why) => Checked::Refused(why),
+    })
 }
 
 /// Records the use of a confirmed passkey (counter, last used) if it is unchanged since it was
@@ -547,9 +547,10 @@ pub async fn reauth_finish(
         .ok_or_else(JsonError::signed_out)?;
     let refusal =
         match finish_verification(&state, &csrf, Purpose::Reauth, &stored, &counters, body.into_inner()).await? {
-            Ok(confirmed) if record_use(&state, &confirmed).await? => None,
-            Ok(_) => Some("the passkey changed meanwhile".to_owned()),
-            Err(why) => Some(why.to_string()),
+            Checked::Confirmed(confirmed) if record_use(&state, &confirmed).await? => None,
+            Checked::Confirmed(_) => Some("the passkey changed meanwhile".to_owned()),
+            Checked::Refused(why) => Some(why.to_string()),
+            Checked::Locked(until) => return Err(JsonError::locked(until, state.now_ms())),
         };
     if let Some(why) = refusal {
         let event = NewEvent::new("reauth_failed")
@@ -564,4 +565,74 @@ pub async fn reauth_finish(
     attempts::release(&state, &counters).await?;
     reauth::record_reauthentication(&state, &user, AuthMethod::Passkey).await?;
     Ok(redirect(&next))
+}
+
+/// This browser's pending sign-in (the password step passed), or a `401` back to `/login`.
+async fn pending_of(state: &AppState, req: &HttpRequest) -> Result<PendingSignIn, JsonError> {
+    pending::current(state, req).await?.ok_or_else(|| JsonError {
+        redirect: Some("/login".into()),
+        ..JsonError::new(StatusCode::UNAUTHORIZED, "This sign-in has expired. Please sign in again.")
+    })
+}
+
+/// `POST /login/mfa/passkey/start`: the second step of a sign-in, for the user whose password this
+/// browser has just given.
+pub async fn second_step_start(req: HttpRequest, csrf: CsrfToken, state: State) -> Answer {
+    let pending = pending_of(&state, &req).await?;
+    start_verification(&state, &req, &csrf, Purpose::SecondStep, &pending.user_id).await
+}
+
+/// `POST /login/mfa/passkey/finish` `{"ceremony": …, "credential": …}`: on success the pending
+/// sign-in becomes a session (through [`pending::complete_pending_sign_in`]) and the answer says
+/// where to go (the sign-in's `next`).
+pub async fn second_step_finish(
+    req: HttpRequest,
+    session: Session,
+    csrf: CsrfToken,
+    body: web::Json<Finish<PublicKeyCredential>>,
+    state: State,
+) -> Answer {
+    let pending = pending_of(&state, &req).await?;
+    let ip = state.client_ip(&req);
+    let counters = [Counter::user(&state, &pending.username), Counter::ip(&state, &ip)];
+    let id = pending.user_id.clone();
+    let Some(user) = db::run(&state.pool, move |conn| Ok(crate::db::users::find_by_id(conn, &id)?)).await? else {
+        return Ok(as_json(pending::to_login(&state)));
+    };
+    let refusal =
+        match finish_verification(&state, &csrf, Purpose::SecondStep, &user, &counters, body.into_inner()).await? {
+            Checked::Confirmed(confirmed) if record_use(&state, &confirmed).await? => None,
+            Checked::Confirmed(_) => Some("the passkey changed meanwhile".to_owned()),
+            Checked::Refused(why) => Some(why.to_string()),
+            Checked::Locked(until) => {
+                // The lock ends the pending sign-in.
+                pending::discard(&state, &pending).await?;
+                return Err(JsonError::locked(until, state.now_ms()));
+            }
+        };
+    if let Some(why) = refusal {
+        let event =
+            NewEvent::new("second_factor_failed").user(&pending.username).ip(&ip).detail(format!("passkey: {why}"));
+        let locked = attempts::fail(&state, &counters, event).await?;
+        tracing::warn!(username = %pending.username, client_ip = %ip, reason = %why, "second step with a passkey failed");
+        if locked.is_some() {
+            pending::discard(&state, &pending).await?;
+            let now = state.now_ms();
+            return Err(JsonError::locked(now + duration_ms(state.config.login_lockout), now));
+        }
+        return Err(JsonError::new(StatusCode::UNAUTHORIZED, "That passkey was not accepted. Please try again."));
+    }
+    attempts::release(&state, &counters[1..]).await?; // the address's; the username's is reset by the sign-in
+    let res = pending::complete_pending_sign_in(&state, &req, &session, &pending, AuthMethod::Passkey).await?;
+    Ok(as_json(res))
+}
+
+/// A `303` of the sign-in machinery as this API's answer: `{"redirect": LOCATION}`, with its cookies.
+fn as_json(res: HttpResponse) -> HttpResponse {
+    let location = res.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("/login");
+    let mut out = redirect(location);
+    for cookie in res.cookies() {
+        let _ = out.add_cookie(&cookie);
+    }
+    out
 }

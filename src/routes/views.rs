@@ -14,12 +14,17 @@ pub struct SessionView {
     pub last_seen: String,
     pub expires: String,
     pub current: bool,
+    /// How it signed in: in words, and as stored (`password`, `totp`, `recovery_code`, `passkey`).
+    pub method: &'static str,
+    pub method_code: &'static str,
     /// "role:admin until 18:02 UTC" when the session holds a live gateway token.
     pub cloud: Option<String>,
 }
 
 impl SessionView {
     pub fn new(row: &SessionRow, username: &str, current_id: &str, now: i64) -> Self {
+        let method =
+            crate::accounts::AuthMethod::parse(&row.auth_method).unwrap_or(crate::accounts::AuthMethod::Password);
         SessionView {
             id: row.id.clone(),
             username: username.to_owned(),
@@ -30,6 +35,8 @@ impl SessionView {
             last_seen: format_ms(row.last_seen_at),
             expires: format_ms(row.idle_expires_at),
             current: row.id == current_id,
+            method: method.describe(),
+            method_code: method.as_str(),
             cloud: match (&row.cloud_role, row.cloud_expires_at) {
                 (Some(role), Some(until)) if until > now => Some(format!("role:{role} until {}", format_ms(until))),
                 _ => None,

@@ -68,12 +68,14 @@ pub struct Retention {
     pub throttle_window: Duration,
 }
 
-/// Deletes old audit events (in batches), spent sign-in counters and expired passkey ceremonies;
+/// Deletes old audit events (in batches), spent sign-in counters, expired pending sign-ins and passkey
+/// ceremonies;
 /// returns how many rows.
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
     let mut total = throttle::prune(conn, now, duration_ms(retention.throttle_window))?;
     total += ceremonies::prune(conn, now)?;
+    total += crate::db::pending::prune(conn, now)?;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
         loop {

@@ -1,6 +1,7 @@
 //! Passkeys in a real browser with real WebAuthn: Chromium's virtual authenticator (the W3C
 //! WebDriver extension: a CTAP2 platform authenticator that keeps resident keys and verifies its
-//! user), driven through `static/passkeys.js` on the real pages. The app's public URL is
+//! user), driven through `static/passkeys.js` on the real pages: added on `/account/security`, used
+//! alone on `/login`, as the second step on `/login/mfa`, then removed. The app's public URL is
 //! `http://localhost:PORT`: Chromium offers passkeys only to a domain name in a secure context.
 //!
 //! Ignored, like `browser.rs`, when Chromium or chromedriver was not installed as the tests were built.
@@ -74,7 +75,7 @@ async fn wait_for_text(client: &Client, css: &str) -> String {
     not(dashboard_test_browser),
     ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
 )]
-async fn a_passkey_is_added_signs_in_alone_and_is_removed_in_a_real_browser() {
+async fn a_passkey_is_added_signs_in_alone_then_after_a_password_and_is_removed_in_a_real_browser() {
     let (_driver, client) = start_browser().await;
     client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
     let (app, _) = passkey_app(DbKind::Sqlite).await;
@@ -101,6 +102,15 @@ async fn a_passkey_is_added_signs_in_alone_and_is_removed_in_a_real_browser() {
         assert_eq!(text_of(&client, "#username").await, "ada");
         let methods: Vec<String> = app.with_db(|c| sessions::table.select(sessions::auth_method).load(c)).await;
         assert_eq!(methods, ["passkey"]);
+
+        // The password alone no longer signs in: the passkey is the second step.
+        sign_out(&client).await;
+        sign_in_with_password(&client).await;
+        wait_for_path(&client, "/login/mfa").await;
+        assert_eq!(app.session_rows().await, 0);
+        click(&client, Locator::Id("passkey-verify")).await;
+        wait_for_path(&client, "/").await;
+        assert_eq!(text_of(&client, "#username").await, "ada");
 
         // Removed, it signs in no more, and the page says so.
         client.goto(&format!("{base}/account/security")).await.unwrap();

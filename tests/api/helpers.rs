@@ -206,6 +206,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The app's shared state (for its test hooks).
+    pub fn app_state(&self) -> &dashboard::state::AppState {
+        &self.state
+    }
+
     /// How many times cloud access read its secret from Secrets Manager.
     pub fn cloud_reads(&self) -> u64 {
         self.state.cloud.as_ref().map_or(0, |c| c.secrets.reads())

@@ -26,3 +26,4 @@ mod second_factors;
 mod security;
 mod sessions;
 mod setup;
+mod two_step;

@@ -18,6 +18,7 @@ use crate::soft_authenticator::{tamper, SoftAuthenticator};
 
 both_databases!(
     a_passkey_is_added_and_signs_in_alone,
+    a_passkey_is_the_second_step_after_a_password,
     names_are_required_trimmed_bounded_and_unique_per_user,
     a_bogus_signature_signs_nobody_in,
     a_credential_of_another_user_signs_nobody_in,
@@ -160,8 +161,6 @@ async fn a_passkey_is_added_and_signs_in_alone(kind: DbKind) {
 
     // A second passkey on another authenticator; both sign in, a `next` elsewhere is not followed.
     let mut phone = SoftAuthenticator::new(&auth.origin);
-    other.logout().await;
-    other.login("ada", PASSWORD).await;
     assert_eq!(add_passkey(&other, &mut phone, "Phone").await.0, 200);
     let third = app.browser();
     let (token, ceremony, options) = start_sign_in(&third).await;
@@ -170,6 +169,66 @@ async fn a_passkey_is_added_and_signs_in_alone(kind: DbKind) {
     let (status, answer) = post_json(&third, &token, "/login/passkey/finish", &body).await;
     assert_eq!((status, &answer["redirect"]), (200, &json!("/")));
     assert_eq!(signed_in_as(&third).await.as_deref(), Some("ada"));
+}
+
+/// The second step's ceremony, started on `/login/mfa` by the browser whose password passed.
+async fn second_step(b: &Browser, auth: &mut SoftAuthenticator, index: Option<usize>) -> (u16, Value) {
+    let (token, started) = start(b, "/login/mfa", "/login/mfa/passkey/start", json!({})).await;
+    let credential = match index {
+        Some(i) => auth.assert_with(i, &started["options"]),
+        None => auth.get(&started["options"]),
+    };
+    let body = json!({ "ceremony": started["ceremony"], "credential": credential });
+    post_json(b, &token, "/login/mfa/passkey/finish", &body).await
+}
+
+async fn a_passkey_is_the_second_step_after_a_password(kind: DbKind) {
+    let (app, mut auth) = passkey_app(kind).await;
+    user_with_passkey(&app, &mut auth, "ada").await;
+    user_with_passkey(&app, &mut auth, "bob").await;
+    let b = app.browser();
+    let res = b
+        .submit(
+            "/login?next=%2Faccount%2Fsessions",
+            "/login",
+            &[("username", "ada"), ("password", PASSWORD), ("next", "/account/sessions")],
+        )
+        .await;
+    assert_eq!(location(&res), "/login/mfa");
+    assert_eq!(app.session_rows().await, 0, "no session before the second step");
+    assert!(b.get("/login/mfa").await.text().await.unwrap().contains("id=\"passkey-verify\""));
+
+    // Refused: a bogus signature; Bob's passkey; a ceremony of the passkey-alone sign-in.
+    let (token, started) = start(&b, "/login/mfa", "/login/mfa/passkey/start", json!({})).await;
+    let mut credential = auth.get(&started["options"]);
+    tamper(&mut credential, "signature");
+    let body = json!({ "ceremony": started["ceremony"], "credential": credential });
+    assert_eq!(post_json(&b, &token, "/login/mfa/passkey/finish", &body).await.0, 401);
+    assert_eq!(second_step(&b, &mut auth, Some(1)).await.0, 401);
+    let (token, ceremony, options) = start_sign_in(&b).await;
+    let body = json!({ "ceremony": ceremony, "credential": auth.get(&options) });
+    assert_eq!(post_json(&b, &token, "/login/mfa/passkey/finish", &body).await.0, 401);
+    assert_nobody_signed_in(&app, &b).await;
+    let failed = details_of(&app, "second_factor_failed").await;
+    assert!(failed[0].starts_with("passkey: verification failed"), "{failed:?}");
+    assert_eq!(
+        &failed[1..],
+        ["passkey: a credential of another user", "passkey: the request expired or was already used"]
+    );
+    assert_eq!(failures_of(&app, "ada").await, 3, "each counts on her lock");
+    // Another browser has no pending sign-in to finish.
+    let stranger = app.browser();
+    let token = csrf_of(&stranger, "/login").await;
+    let (status, answer) = post_json(&stranger, &token, "/login/mfa/passkey/start", &json!({})).await;
+    assert_eq!((status, &answer["redirect"]), (401, &json!("/login")));
+
+    // Her own passkey: signed in, where she was going.
+    let (status, answer) = second_step(&b, &mut auth, None).await;
+    assert_eq!((status, &answer["redirect"]), (200, &json!("/account/sessions")), "{answer}");
+    assert_eq!(signed_in_as(&b).await.as_deref(), Some("ada"));
+    assert_eq!(auth_methods(&app).await, ["passkey"]);
+    assert_eq!(failures_of(&app, "ada").await, 0);
+    assert_eq!(b.get("/login/mfa").await.status(), 303, "the pending sign-in is used up");
 }
 
 async fn names_are_required_trimmed_bounded_and_unique_per_user(kind: DbKind) {
@@ -241,7 +300,7 @@ async fn a_credential_of_another_user_signs_nobody_in(kind: DbKind) {
 
     // Re-authenticating as Ada with Bob's passkey: not one of hers.
     let ada = app.browser();
-    ada.login("ada", PASSWORD).await;
+    assert_eq!(sign_in(&ada, &mut auth).await.0, 200, "with her own passkey");
     let (token, started) = start(&ada, "/reauth?next=%2F", "/reauth/passkey/start", json!({})).await;
     let credential = auth.assert_with(1, &started["options"]);
     let body = json!({ "ceremony": started["ceremony"], "credential": credential, "next": "/" });
@@ -434,7 +493,7 @@ async fn reauthentication_with_a_passkey_opens_the_window(kind: DbKind) {
     let (app, mut auth) = passkey_app(kind).await;
     user_with_passkey(&app, &mut auth, "ada").await;
     let me = app.me();
-    me.login("ada", PASSWORD).await;
+    assert_eq!(sign_in(&me, &mut auth).await.0, 200);
     app.clock.advance(Duration::from_secs(16 * 60));
     let page = "/reauth?next=%2Faccount%2Fsessions";
     assert!(me.get(page).await.text().await.unwrap().contains("id=\"passkey-verify\""));

@@ -92,8 +92,8 @@ pub async fn unused_codes(app: &TestApp) -> i64 {
 async fn the_security_page_lists_factors_and_offers_each_action(kind: DbKind) {
     let app = spawn_app(kind).await;
     let alice = app.create_user("alice", Role::User).await;
-    add_passkey(&app, &alice.id, "pk1", "Work laptop").await;
     app.login("alice", PASSWORD).await;
+    add_passkey(&app, &alice.id, "pk1", "Work laptop").await;
     let res = app.get("/account/security").await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
@@ -152,11 +152,11 @@ async fn a_passkey_of_another_user_cannot_be_removed_and_removing_the_last_can_e
     let app = spawn_app(kind).await;
     let alice = app.create_user("alice", Role::User).await;
     let bob = app.create_user("bob", Role::User).await;
-    add_passkey(&app, &alice.id, "pk-a", "Phone").await;
-    add_passkey(&app, &bob.id, "pk-b", "Bob's key").await;
     let (me, other) = (app.me(), app.browser());
     me.login("alice", PASSWORD).await;
     other.login("alice", PASSWORD).await;
+    add_passkey(&app, &alice.id, "pk-a", "Phone").await;
+    add_passkey(&app, &bob.id, "pk-b", "Bob's key").await;
     let res = me.submit("/account/security", "/account/passkeys/pk-b/delete", &[("end_others", "yes")]).await;
     assert_eq!(res.status(), 404);
     let left = || app.with_db(|c| passkeys::table.count().get_result::<i64>(c));
@@ -174,7 +174,7 @@ async fn turning_the_app_off_ends_other_sessions_when_asked_and_its_codes_stop_w
     app.create_user("alice", Role::User).await;
     let (me, other) = (app.me(), app.browser());
     me.login("alice", PASSWORD).await;
-    let (secret, _) = enrol(&app, &me).await;
+    enrol(&app, &me).await;
     // Kept: another session (signed in with the code) survives when the box is not ticked.
     next_step(&app);
     let res = me.submit("/account/security", "/account/totp/disable", &[]).await;
