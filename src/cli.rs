@@ -45,7 +45,9 @@ enum EventsCommand {
         #[arg(long)]
         user: Option<String>,
         /// sign_in, sign_in_failed, locked_out, sign_out, session_expired, session_ended,
-        /// password_changed, role_changed, user_created, user_disabled, user_enabled, first_admin_created
+        /// password_changed, role_changed, user_created, user_disabled, user_enabled, first_admin_created,
+        /// second_factor_added, second_factor_removed, recovery_codes_created, recovery_code_used,
+        /// second_factor_failed, reauthenticated, reauth_failed, second_factors_reset
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::events::KINDS))]
         kind: Option<String>,
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
@@ -79,8 +81,11 @@ enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user.
     Enable { name: String },
-    /// One line per user: name, role, status, last sign-in.
+    /// One line per user: name, role, status, last sign-in, second factors.
     List,
+    /// Remove every second factor of a user (authenticator app, recovery codes, passkeys) and end
+    /// all their sessions: for someone who lost theirs.
+    ResetMfa { name: String },
 }
 
 #[derive(Args)]
@@ -244,12 +249,24 @@ fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Res
             println!("enabled `{}`", user.username);
         }
         UserCommand::List => {
+            let factors = crate::db::factors::factors_by_user(conn)?;
             let rows = users::list(conn)?.into_iter().map(|u| {
                 let last = u.last_login_at.map_or_else(|| "never".to_owned(), format_ms);
                 let status = u.status().to_owned();
-                vec![u.username, u.role.to_string(), status, last]
+                let mfa = factors.get(&u.id).copied().unwrap_or_default().names();
+                vec![u.username, u.role.to_string(), status, last, mfa]
             });
-            print_rows(&["NAME", "ROLE", "STATUS", "LAST SIGN-IN"], rows, "no users yet")?;
+            print_rows(&["NAME", "ROLE", "STATUS", "LAST SIGN-IN", "SECOND FACTORS"], rows, "no users yet")?;
+        }
+        UserCommand::ResetMfa { name } => {
+            let user = find_user(conn, &name)?;
+            let reset = accounts::reset_second_factors(conn, &user.username, Actor::Cli)?;
+            println!(
+                "removed the second factors of `{}` ({}); ended {}",
+                user.username,
+                reset.removed.names(),
+                count(reset.sessions_ended, "session")
+            );
         }
     }
     Ok(())

@@ -147,6 +147,9 @@ pub static ROUTES: &[Route] = {
         sensitive("POST", "/admin/users/{name}/revoke-sessions", Admin, "/admin/users", || {
             web::post().to(admin::users::revoke_sessions)
         }),
+        sensitive("POST", "/admin/users/{name}/reset-mfa", Admin, "/admin/users", || {
+            web::post().to(admin::users::reset_mfa)
+        }),
         route("GET", "/admin/events", Admin, || web::get().to(admin::events::list)),
     ]
 };

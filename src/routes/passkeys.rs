@@ -160,8 +160,15 @@ pub struct RegisterStart {
     name: String,
 }
 
-/// The relying party, or a `404` saying why passkeys are not available here.
+/// The relying party, or a `404` saying why passkeys are not available here (this server cannot
+/// have them, or `DASHBOARD_MFA=off`).
 fn relying_party(state: &AppState) -> Result<&RelyingParty, JsonError> {
+    if !state.config.mfa.enabled() {
+        return Err(JsonError::new(
+            StatusCode::NOT_FOUND,
+            "Second factors, passkeys included, are off on this server.",
+        ));
+    }
     state.passkeys.relying_party().map_err(|why| JsonError::new(StatusCode::NOT_FOUND, why))
 }
 

@@ -120,7 +120,9 @@ pub async fn submit(
         Ok(admin) => {
             crate::session::hand_over(new_token);
             tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
-            Ok(see_other("/"))
+            // When admins must have a second factor, straight to adding one.
+            let must_add = state.config.mfa.requires(users::Role::Admin);
+            Ok(see_other(if must_add { "/account/security" } else { "/" }))
         }
         Err(e) => {
             crate::session::abandon(&session);

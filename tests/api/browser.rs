@@ -16,7 +16,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::helpers::*;
 
-pub(crate) struct Driver(Child);
+pub struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -36,7 +36,7 @@ fn find_chromium() -> Option<&'static str> {
         .find(|p| Path::new(p).exists())
 }
 
-pub(crate) async fn start_browser() -> (Driver, Client) {
+pub async fn start_browser() -> (Driver, Client) {
     // Only built to run when they were there (or required): their absence now is a failure.
     let (Some(driver), Some(chromium)) = (find_chromedriver(), find_chromium()) else {
         panic!("chromium or chromedriver is not installed: apt-get install chromium chromium-driver");
@@ -90,7 +90,7 @@ fn screenshot_dir() -> PathBuf {
 /// Times and random session ids differ on every run and stay well under that, so a run that changes
 /// no page leaves the tree clean; one that changes a page (a new column, a new style) refreshes its
 /// picture, to be committed with the change. `DASHBOARD_UPDATE_DOCS=1` rewrites them all.
-pub(crate) async fn shot(client: &Client, name: &str) {
+pub async fn shot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(screenshot_dir().join(format!("{name}.png")), &png).unwrap();
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
@@ -133,7 +133,7 @@ async fn heading_lines(client: &Client) -> f64 {
     client.execute(script, vec![]).await.unwrap().as_f64().unwrap()
 }
 
-pub(crate) async fn path_of(client: &Client) -> String {
+async fn path_of(client: &Client) -> String {
     let url = client.current_url().await.unwrap();
     match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -141,7 +141,7 @@ pub(crate) async fn path_of(client: &Client) -> String {
     }
 }
 
-pub(crate) async fn wait_for_path(client: &Client, want: &str) {
+pub async fn wait_for_path(client: &Client, want: &str) {
     for _ in 0..50 {
         if path_of(client).await == want {
             return;

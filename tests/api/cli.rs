@@ -19,14 +19,14 @@ both_databases!(
     lists_have_a_header_on_a_terminal_and_say_when_they_are_empty,
 );
 
-struct Output {
+pub struct Output {
     code: i32,
     stdout: String,
     stderr: String,
 }
 
 /// Runs the real binary against `db`, in an empty directory (so no stray `.env` is read).
-fn dashboard(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
+pub fn dashboard(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dashboard"));
     cmd.args(args)
@@ -86,12 +86,12 @@ fn dashboard_on_terminal(db: &TestDb, args: &[&str]) -> String {
     String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
 }
 
-fn ok(out: Output) -> String {
+pub fn ok(out: Output) -> String {
     assert_eq!(out.code, 0, "stdout: {}\nstderr: {}", out.stdout, out.stderr);
     out.stdout
 }
 
-fn fails(out: Output, message: &str) {
+pub fn fails(out: Output, message: &str) {
     assert_ne!(out.code, 0, "expected failure, got: {}", out.stdout);
     assert!(out.stderr.contains(message), "expected {message:?} in {:?}", out.stderr);
 }
@@ -254,7 +254,10 @@ async fn lists_have_a_header_on_a_terminal_and_say_when_they_are_empty(kind: DbK
     let lines: Vec<&str> = users.lines().collect();
     assert_eq!(lines.len(), 3, "{users}");
     assert!(
-        lines[0].starts_with("NAME ") && lines[0].contains("ROLE") && lines[0].ends_with("LAST SIGN-IN"),
+        lines[0].starts_with("NAME ")
+            && lines[0].contains("ROLE")
+            && lines[0].contains("LAST SIGN-IN")
+            && lines[0].ends_with("SECOND FACTORS"),
         "{users}"
     );
     assert!(lines[1].starts_with("alice  ") && lines[2].starts_with("bob  "), "{users}");

@@ -33,16 +33,26 @@ both_databases!(
     reauthentication_with_a_passkey_opens_the_window,
     adding_a_passkey_is_a_sensitive_action,
     passkeys_are_unavailable_on_an_ip_address_and_everything_else_works,
+    with_second_factors_off_passkeys_are_off_too,
     json_requests_need_the_csrf_header,
     an_address_may_keep_only_so_many_ceremonies_waiting,
 );
 
 /// An app whose public URL is `http://localhost:PORT`, and an authenticator whose browser is there.
 pub(crate) async fn passkey_app(kind: DbKind) -> (TestApp, SoftAuthenticator) {
+    passkey_app_on(TestDb::new(kind), |_| {}).await
+}
+
+/// [`passkey_app`] on a given database, with its settings changed by `tweak`.
+async fn passkey_app_on(
+    db: std::sync::Arc<TestDb>,
+    tweak: impl FnOnce(&mut dashboard::config::Settings),
+) -> (TestApp, SoftAuthenticator) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let app = spawn_app_with(TestDb::new(kind), |s| {
+    let app = spawn_app_with(db, |s| {
         s.listen = format!("127.0.0.1:{port}").parse().unwrap();
         s.public_url = Some(format!("http://localhost:{port}").parse().unwrap());
+        tweak(s);
     })
     .await;
     let origin = format!("http://localhost:{port}");
@@ -556,6 +566,26 @@ async fn passkeys_are_unavailable_on_an_ip_address_and_everything_else_works(kin
     let token = csrf_of(&me, "/").await;
     let (status, _) = post_json(&me, &token, "/account/passkeys/register/start", &json!({ "name": "x" })).await;
     assert_eq!(status, 404);
+}
+
+async fn with_second_factors_off_passkeys_are_off_too(kind: DbKind) {
+    let (app, mut auth) = passkey_app(kind).await;
+    user_with_passkey(&app, &mut auth, "ada").await;
+    app.stop().await;
+    let db = app.db.clone();
+    drop(app);
+    let (app, _) = passkey_app_on(db, |s| s.mfa = dashboard::config::MfaPolicy::Off).await;
+    let me = app.me();
+    let page = me.get("/login").await.text().await.unwrap();
+    assert!(!page.contains("passkey-sign-in"), "no passkey button");
+    let token = csrf_of(&me, "/login").await;
+    assert_eq!(post_json(&me, &token, "/login/passkey/start", &json!({})).await.0, 404);
+    // The password alone signs in (the stored passkey is kept, unused) and cannot confirm who you are.
+    assert_eq!(location(&me.login("ada", PASSWORD).await), "/");
+    let token = csrf_of(&me, "/").await;
+    let (status, answer) = post_json(&me, &token, "/reauth/passkey/start", &json!({})).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(app.with_db(|c| passkeys::table.count().get_result::<i64>(c)).await, 1);
 }
 
 async fn json_requests_need_the_csrf_header(kind: DbKind) {

@@ -58,6 +58,10 @@ pub(super) const END_MY_SESSION: Question =
     ("This is the session you are using: ending it signs you out.", "End my session");
 pub(super) const DISABLE_MY_ACCOUNT: Question =
     ("Disabling your own account signs you out and blocks your sign-in.", "Disable my account");
+pub(super) const RESET_MY_FACTORS: Question = (
+    "These are your own second factors: removing them ends all your sessions, including this one.",
+    "Remove my second factors",
+);
 pub(super) const END_ALL_MY_SESSIONS: Question =
     ("These are your own sessions, including the one you are using: ending them signs you out.", "End all my sessions");
 

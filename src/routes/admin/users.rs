@@ -9,7 +9,7 @@ use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{confirm_page, ConfirmForm, DISABLE_MY_ACCOUNT, END_ALL_MY_SESSIONS};
+use super::{confirm_page, ConfirmForm, DISABLE_MY_ACCOUNT, END_ALL_MY_SESSIONS, RESET_MY_FACTORS};
 use crate::accounts::{self, AccountError, Actor};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
@@ -28,6 +28,8 @@ struct UsersPage {
     users: Vec<UserView>,
     new_username: String,
     min_length: usize,
+    /// Second factors are on (`DASHBOARD_MFA` is not `off`).
+    mfa_on: bool,
 }
 
 struct UserView {
@@ -37,6 +39,8 @@ struct UserView {
     last_login: String,
     live_sessions: i64,
     is_me: bool,
+    /// `totp passkey`, `totp`, `passkey` or `none`.
+    mfa: String,
 }
 
 /// The users page, with a message: a success after a redirect, or the refusal of what was just
@@ -50,9 +54,9 @@ async fn users_page(
     new_username: String,
 ) -> Result<HttpResponse, AppError> {
     let now = state.now_ms();
-    let (all, counts) = db::run(&state.pool, move |conn| {
+    let (all, counts, factors) = db::run(&state.pool, move |conn| {
         let counts: HashMap<String, i64> = sessions::live_counts_by_user(conn, now)?.into_iter().collect();
-        Ok((users::list(conn)?, counts))
+        Ok((users::list(conn)?, counts, crate::db::factors::factors_by_user(conn)?))
     })
     .await?;
     let users = all
@@ -64,11 +68,13 @@ async fn users_page(
             last_login: u.last_login_at.map_or_else(|| "never".to_owned(), format_ms),
             live_sessions: counts.get(&u.id).copied().unwrap_or(0),
             is_me: u.id == user.user_id,
+            mfa: factors.get(&u.id).copied().unwrap_or_default().names(),
         })
         .collect();
     let mut layout = Layout::new(Some(user), csrf);
     (layout.success, layout.error) = (success, error);
-    render(status, &UsersPage { layout, users, new_username, min_length: state.config.password_min_length })
+    let mfa_on = state.config.mfa.enabled();
+    render(status, &UsersPage { layout, users, new_username, min_length: state.config.password_min_length, mfa_on })
 }
 
 /// The users page again with a refusal.
@@ -223,4 +229,28 @@ pub async fn revoke_sessions(
         return Ok(see_other("/login"));
     }
     Ok(see_other(&format!("{}?done=user-sessions-ended&n={ended}", form.back())))
+}
+
+/// Removes every second factor of a user and ends all their sessions (for someone who lost their
+/// phone and codes); the admin's own asks first.
+pub async fn reset_mfa(
+    user: CurrentUser,
+    csrf: CsrfToken,
+    name: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+    state: State,
+) -> Result<HttpResponse, AppError> {
+    let name = name.into_inner();
+    if name == user.username && !form.confirmed() {
+        return confirm_page(user, &csrf, &form, path(&["admin", "users", &name, "reset-mfa"]), RESET_MY_FACTORS);
+    }
+    let (target, admin) = (name.clone(), user.username.clone());
+    let reset =
+        db::run(&state.pool, move |conn| Ok(accounts::reset_second_factors(conn, &target, Actor::Admin(&admin))))
+            .await??;
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, removed = %reset.removed.names(), ended = reset.sessions_ended, "admin reset a user's second factors");
+    if name == user.username {
+        return Ok(see_other("/login"));
+    }
+    Ok(see_other(&format!("/admin/users?done=factors-reset&n={}", reset.sessions_ended)))
 }
