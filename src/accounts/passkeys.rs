@@ -30,7 +30,7 @@ pub fn add_passkey(conn: &mut DbConn, p: &NewPasskey) -> Result<String, AccountE
         if user.is_disabled() {
             return Err(AccountError::Changed);
         }
-        if !sessions::find_live(conn, &p.session_id, p.now)?.is_some_and(|s| s.user_id == user.id) {
+        if sessions::find_live(conn, &p.session_id, p.now)?.is_none_or(|s| s.user_id != user.id) {
             return Err(AccountError::SessionEnded);
         }
         if passkeys::name_taken(conn, &user.id, &p.name)? {

@@ -30,7 +30,6 @@ use crate::db;
 use crate::db::ceremonies::{self, NewCeremony, NotKept, Purpose};
 use crate::db::events::NewEvent;
 use crate::db::passkeys::{self, PasskeyRow};
-use crate::db::users::User;
 use crate::error::AppError;
 use crate::state::{AppState, State};
 use crate::util::{duration_ms, sha256_hex};
@@ -181,17 +180,17 @@ fn internal(e: impl std::fmt::Display) -> JsonError {
     AppError::Internal(anyhow::anyhow!("passkeys: {e}")).into()
 }
 
-/// Keeps a ceremony for its answer; returns its id.
-async fn keep(
+/// Keeps a ceremony for its answer, and answers the browser its id and `options`.
+async fn started(
     state: &AppState,
-    purpose: Purpose,
+    req: &HttpRequest,
     csrf: &CsrfToken,
-    user_id: Option<&str>,
-    ip: &str,
+    (purpose, user_id): (Purpose, Option<&str>),
     ceremony: &CeremonyState,
-) -> Result<String, JsonError> {
+    options: impl Serialize,
+) -> Answer {
     let json = serde_json::to_string(ceremony).map_err(internal)?;
-    let (binding, user_id, ip) = (binding(csrf), user_id.map(str::to_owned), ip.to_owned());
+    let (binding, user_id, ip) = (binding(csrf), user_id.map(str::to_owned), state.client_ip(req));
     let now = state.now_ms();
     let expires_at = now + duration_ms(CEREMONY_LIFETIME);
     let kept = db::run(&state.pool, move |conn| {
@@ -210,12 +209,13 @@ async fn keep(
         }
     })
     .await?;
-    kept.map_err(|()| {
+    let id = kept.map_err(|()| {
         JsonError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many passkey requests from this address are waiting. Please finish one, or wait a few minutes.",
         )
-    })
+    })?;
+    Ok(HttpResponse::Ok().json(Started { ceremony: id, options }))
 }
 
 /// The ceremony's state from a taken row, if it is of the expected kind.
@@ -252,9 +252,7 @@ pub async fn register_start(
     let existing = rows.iter().map(|r| stored_passkey(r).map(|p| p.cred_id().clone())).collect::<Result<_, _>>()?;
     let (options, registration) = rp.start_registration(&user.user_id, &user.username, existing).map_err(internal)?;
     let ceremony = CeremonyState::Register { name, state: registration };
-    let ip = state.client_ip(&req);
-    let id = keep(&state, Purpose::Register, &csrf, Some(&user.user_id), &ip, &ceremony).await?;
-    Ok(HttpResponse::Ok().json(Started { ceremony: id, options }))
+    started(&state, &req, &csrf, (Purpose::Register, Some(&user.user_id)), &ceremony, options).await
 }
 
 /// `POST /account/passkeys/register/finish` `{"ceremony": …, "credential": …}`.
@@ -312,9 +310,7 @@ pub async fn register_finish(
 pub async fn sign_in_start(req: HttpRequest, csrf: CsrfToken, state: State) -> Answer {
     let rp = relying_party(&state)?;
     let (options, authentication) = rp.start_sign_in().map_err(internal)?;
-    let ip = state.client_ip(&req);
-    let id = keep(&state, Purpose::SignIn, &csrf, None, &ip, &CeremonyState::SignIn(authentication)).await?;
-    Ok(HttpResponse::Ok().json(Started { ceremony: id, options }))
+    started(&state, &req, &csrf, (Purpose::SignIn, None), &CeremonyState::SignIn(authentication), options).await
 }
 
 /// `POST /login/passkey/finish` `{"ceremony": …, "credential": …, "next": …}`: on success the
@@ -458,35 +454,30 @@ async fn start_verification(
     }
     let stored = rows.iter().map(stored_passkey).collect::<Result<Vec<_>, _>>()?;
     let (options, authentication) = rp.start_verification(&stored).map_err(internal)?;
-    let ip = state.client_ip(req);
-    let id = keep(state, purpose, csrf, Some(user_id), &ip, &CeremonyState::Verify(authentication)).await?;
-    Ok(HttpResponse::Ok().json(Started { ceremony: id, options }))
+    started(state, req, csrf, (purpose, Some(user_id)), &CeremonyState::Verify(authentication), options).await
 }
 
-/// A verified passkey of a known user.
-struct Confirmed {
-    row: PasskeyRow,
-    updated: Passkey,
-}
-
-/// How an answer to [`start_verification`] was checked.
-enum Checked {
-    Confirmed(Confirmed),
-    /// Not accepted: the reserved attempts stay counted (the caller records the failure).
-    Refused(Refusal),
+/// How confirming a known user with a passkey went.
+enum Confirmation {
+    Confirmed,
+    /// Not accepted, and why (for the audit log): the reserved attempts stay counted, the caller
+    /// records the failure.
+    Refused(String),
     /// A counter is locked (until then, epoch ms): nothing was checked.
     Locked(i64),
 }
 
-/// Checks an answer to [`start_verification`] for `user`, after reserving an attempt on `counters`.
-async fn finish_verification(
+/// Checks an answer to [`start_verification`] for the user `user_id`, after reserving an attempt on
+/// `counters`, and records the passkey's use (counter, last used) if it is unchanged since it was
+/// checked.
+async fn confirm(
     state: &AppState,
     csrf: &CsrfToken,
     purpose: Purpose,
-    user: &User,
+    user_id: &str,
     counters: &[Counter],
     answer: Finish<PublicKeyCredential>,
-) -> Result<Checked, JsonError> {
+) -> Result<Confirmation, JsonError> {
     let rp = relying_party(state)?;
     let Finish { ceremony, credential, .. } = answer;
     let key = credential_key(&credential.raw_id);
@@ -497,38 +488,33 @@ async fn finish_verification(
     .await?
     {
         Ok(taken) => taken,
-        Err(until) => return Ok(Checked::Locked(until)),
+        Err(until) => return Ok(Confirmation::Locked(until)),
     };
     let checked = (|| {
         let authentication = match state_of(taken)? {
-            (Some(owner), CeremonyState::Verify(authentication)) if owner == user.id => authentication,
+            (Some(owner), CeremonyState::Verify(authentication)) if owner == user_id => authentication,
             _ => return Err(Refusal::NoCeremony),
         };
         let row = row.ok_or(Refusal::UnknownCredential)?;
-        if row.user_id != user.id {
+        if row.user_id != user_id {
             return Err(Refusal::OtherUsersCredential);
         }
         let mut updated: Passkey = serde_json::from_str(&row.credential).map_err(|_| Refusal::UnknownCredential)?;
         let result = rp.finish_verification(&credential, &authentication)?;
         updated.update_credential(&result);
-        Ok(Confirmed { row, updated })
+        Ok((row, updated))
     })();
-    Ok(match checked {
-        Ok(confirmed) => Checked::Confirmed(confirmed),
-        Err(why) => Checked::Refused(why),
-    })
-}
-
-/// Records the use of a confirmed passkey (counter, last used) if it is unchanged since it was
-/// checked; false when it was deleted or used in parallel meanwhile.
-async fn record_use(state: &AppState, confirmed: &Confirmed) -> Result<bool, JsonError> {
-    let updated = serde_json::to_string(&confirmed.updated).map_err(internal)?;
-    let (row, now) = (confirmed.row.clone(), state.now_ms());
+    let (row, updated) = match checked {
+        Ok(confirmed) => confirmed,
+        Err(why) => return Ok(Confirmation::Refused(why.to_string())),
+    };
+    let updated = serde_json::to_string(&updated).map_err(internal)?;
+    let now = state.now_ms();
     let used = db::run(&state.pool, move |conn| {
         Ok(passkeys::record_use(conn, &row.id, &row.user_id, &row.credential, &updated, now)?)
     })
     .await?;
-    Ok(used == 1)
+    Ok(if used == 1 { Confirmation::Confirmed } else { Confirmation::Refused("the passkey changed meanwhile".into()) })
 }
 
 /// `POST /reauth/passkey/start`.
@@ -548,17 +534,11 @@ pub async fn reauth_finish(
     let ip = state.client_ip(&req);
     let next = body.next.clone().filter(|n| is_local_path(n)).unwrap_or_else(|| "/".to_owned());
     let counters = [Counter::user(&state, &user.username), Counter::ip(&state, &ip)];
-    let id = user.user_id.clone();
-    let stored = db::run(&state.pool, move |conn| Ok(crate::db::users::find_by_id(conn, &id)?))
-        .await?
-        .ok_or_else(JsonError::signed_out)?;
-    let refusal =
-        match finish_verification(&state, &csrf, Purpose::Reauth, &stored, &counters, body.into_inner()).await? {
-            Checked::Confirmed(confirmed) if record_use(&state, &confirmed).await? => None,
-            Checked::Confirmed(_) => Some("the passkey changed meanwhile".to_owned()),
-            Checked::Refused(why) => Some(why.to_string()),
-            Checked::Locked(until) => return Err(JsonError::locked(until, state.now_ms())),
-        };
+    let refusal = match confirm(&state, &csrf, Purpose::Reauth, &user.user_id, &counters, body.into_inner()).await? {
+        Confirmation::Confirmed => None,
+        Confirmation::Refused(why) => Some(why),
+        Confirmation::Locked(until) => return Err(JsonError::locked(until, state.now_ms())),
+    };
     if let Some(why) = refusal {
         let event = NewEvent::new("reauth_failed")
             .user(&user.username)
@@ -602,16 +582,11 @@ pub async fn second_step_finish(
     let pending = pending_of(&state, &req).await?;
     let ip = state.client_ip(&req);
     let counters = [Counter::user(&state, &pending.username), Counter::ip(&state, &ip)];
-    let id = pending.user_id.clone();
-    let Some(user) = db::run(&state.pool, move |conn| Ok(crate::db::users::find_by_id(conn, &id)?)).await? else {
-        return Ok(as_json(pending::to_login(&state)));
-    };
     let refusal =
-        match finish_verification(&state, &csrf, Purpose::SecondStep, &user, &counters, body.into_inner()).await? {
-            Checked::Confirmed(confirmed) if record_use(&state, &confirmed).await? => None,
-            Checked::Confirmed(_) => Some("the passkey changed meanwhile".to_owned()),
-            Checked::Refused(why) => Some(why.to_string()),
-            Checked::Locked(until) => {
+        match confirm(&state, &csrf, Purpose::SecondStep, &pending.user_id, &counters, body.into_inner()).await? {
+            Confirmation::Confirmed => None,
+            Confirmation::Refused(why) => Some(why),
+            Confirmation::Locked(until) => {
                 // The lock ends the pending sign-in.
                 pending::discard(&state, &pending).await?;
                 return Err(JsonError::locked(until, state.now_ms()));
