@@ -77,9 +77,11 @@ pub async fn record_reauthentication(state: &AppState, user: &LiveSession, metho
         .session(&user.session_id)
         .detail(format!("with {}", method.describe()));
     db::run(&state.pool, move |conn| {
-        sessions::set_authenticated_at(conn, &id, now)?;
-        events::record(conn, &event)?;
-        Ok(())
+        use diesel::Connection as _;
+        Ok(conn.transaction(|conn| {
+            sessions::set_authenticated_at(conn, &id, now)?;
+            events::record(conn, &event).map(drop)
+        })?)
     })
     .await?;
     tracing::info!(username = %user.username, session = %user.session_id, method = method.as_str(), "re-authenticated");

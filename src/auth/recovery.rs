@@ -8,6 +8,8 @@ use rand::Rng;
 pub const COUNT: usize = 10;
 /// Characters per code (5 bits each).
 const LEN: usize = 16;
+// At least 50 bits per code (issue 13), checked when compiling.
+const _: () = assert!(LEN * 5 >= 50);
 /// RFC 4648 base32, lowercased: no 0/1/8/9, so no 0/o or 1/l confusion.
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 
@@ -52,7 +54,6 @@ mod tests {
         let mut unique = codes.clone();
         unique.dedup();
         assert_eq!(unique.len(), COUNT);
-        assert!((LEN * 5) >= 50);
         assert_eq!(normalize("123456"), None);
         assert_eq!(normalize("abcd-efgh-ijkl-mno1"), None, "1 is not in the alphabet");
     }

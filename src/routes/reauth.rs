@@ -5,6 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -128,22 +129,23 @@ pub async fn submit(
         let spent = match proof.clone() {
             None => None,
             Some(proof) => {
-                let uid = stored.id.clone();
-                db::run(&state.pool, move |conn| Ok(codes::spend(conn, &uid, &proof, now)?)).await?
+                let (uid, event) = (stored.id.clone(), NewEvent::new("recovery_code_used"));
+                let event = event.user(&user.username).session(&user.session_id).ip(&ip);
+                // Spent, and (for a recovery code) its event, in one transaction.
+                db::run(&state.pool, move |conn| {
+                    Ok(conn.transaction(|conn| {
+                        let spent = codes::spend(conn, &uid, &proof, now)?;
+                        if let Some(left) = spent.and_then(|s| s.recovery_codes_left) {
+                            events::record(conn, &event.detail(codes::left_words(left)))?;
+                        }
+                        diesel::QueryResult::Ok(spent)
+                    })?)
+                })
+                .await?
             }
         };
         match (proof, spent) {
-            (Some(proof), Some(spent)) => {
-                method = proof.method();
-                if let Some(left) = spent.recovery_codes_left {
-                    let event = NewEvent::new("recovery_code_used")
-                        .user(&user.username)
-                        .session(&user.session_id)
-                        .ip(&ip)
-                        .detail(codes::left_words(left));
-                    events::log(&state.pool, event).await;
-                }
-            }
+            (Some(proof), Some(_)) => method = proof.method(),
             _ => refusal = Some("wrong or used code"),
         }
     }

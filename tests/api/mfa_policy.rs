@@ -127,7 +127,8 @@ async fn reauth_with_the_app_needs_the_password_and_a_fresh_code(kind: DbKind) {
     app.create_user("alice", Role::User).await;
     let me = app.me();
     me.login("alice", PASSWORD).await;
-    let (secret, _) = enrol(&app, &me).await;
+    let (secret, res) = enrol(&app, &me).await;
+    let codes = crate::second_factors::recovery_codes_in(&res.text().await.unwrap());
     app.clock.advance(std::time::Duration::from_secs(16 * 60));
     let page = me.get("/reauth?next=%2Faccount%2Fsecurity").await.text().await.unwrap();
     assert!(page.contains("name=\"code\""), "the app is asked for");
@@ -141,10 +142,16 @@ async fn reauth_with_the_app_needs_the_password_and_a_fresh_code(kind: DbKind) {
     assert_eq!(location(&res), "/account/security");
     assert_eq!(details_of(&app, "reauthenticated").await, ["with password and authenticator app"]);
     assert_eq!(details_of(&app, "reauth_failed").await, ["wrong or used code", "wrong password"]);
-    // The same code again, later: refused.
+    // The same code again, later: refused. A recovery code does, once.
     app.clock.advance(std::time::Duration::from_secs(16 * 60));
     next_step(&app);
     let res = me.submit("/reauth", "/reauth", &[("password", PASSWORD), ("code", &c)]).await;
+    assert_eq!(res.status(), 401);
+    let res = me.submit("/reauth", "/reauth", &[("password", PASSWORD), ("code", &codes[0])]).await;
+    assert_eq!(location(&res), "/");
+    assert_eq!(details_of(&app, "recovery_code_used").await, ["9 recovery codes left"]);
+    app.clock.advance(std::time::Duration::from_secs(16 * 60));
+    let res = me.submit("/reauth", "/reauth", &[("password", PASSWORD), ("code", &codes[0])]).await;
     assert_eq!(res.status(), 401);
 }
 

@@ -23,6 +23,8 @@ both_databases!(
     a_code_of_a_disabled_app_signs_nobody_in,
     two_submissions_of_one_code_sign_in_at_most_once,
     with_the_policy_off_the_password_is_enough_and_the_pages_are_gone,
+    one_code_signs_in_once_across_two_instances_on_one_database,
+    a_password_reset_or_a_disable_between_the_steps_ends_the_pending_sign_in,
 );
 
 /// alice with the app on (enrolled through the pages), signed out; returns the secret and her
@@ -157,7 +159,7 @@ async fn recovery_codes_sign_in_once_and_say_how_many_are_left(kind: DbKind) {
     me.login("alice", PASSWORD).await;
     assert_eq!(second_step(&me, &codes[3]).await.status(), 401, "single use");
     assert_eq!(second_step(&me, "aaaa-bbbb-cccc-dddd").await.status(), 401, "not one of hers");
-    // At /reauth too, once.
+    // Another of them works.
     let res = second_step(&me, &codes[4]).await;
     assert_eq!(location(&res), "/account/security?done=recovery-code-used&n=8");
 }
@@ -251,4 +253,42 @@ async fn with_the_policy_off_the_password_is_enough_and_the_pages_are_gone(kind:
     // /reauth asks for the password only.
     let page = me.get("/reauth").await.text().await.unwrap();
     assert!(!page.contains("name=\"code\""));
+}
+
+async fn one_code_signs_in_once_across_two_instances_on_one_database(kind: DbKind) {
+    let one = spawn_app(kind).await;
+    let (secret, _) = alice_with_the_app(&one).await;
+    let two = spawn_app_with(one.db.clone(), |_| {}).await;
+    two.clock.advance(std::time::Duration::from_secs(dashboard::auth::totp::STEP_SECONDS)); // the same time as one
+    let (a, b) = (one.browser(), two.browser());
+    a.login("alice", PASSWORD).await;
+    b.login("alice", PASSWORD).await;
+    let same = code(&one, &secret, 0);
+    let mut held = one.app_state().second_step_hold.hold_next();
+    let first = a.submit_in_background("/login/mfa", "/login/mfa", &[("code", &same)]).await;
+    held.reached().await;
+    assert_eq!(location(&second_step(&b, &same).await), "/", "the other instance accepts it");
+    held.release();
+    assert_eq!(first.await.unwrap().status(), 401, "this instance refuses it: the step is taken in the database");
+    assert_eq!(one.session_rows().await, 1);
+}
+
+async fn a_password_reset_or_a_disable_between_the_steps_ends_the_pending_sign_in(kind: DbKind) {
+    use dashboard::accounts::{self, Actor};
+    let app = spawn_app(kind).await;
+    let (secret, _) = alice_with_the_app(&app).await;
+    let me = app.me();
+    me.login("alice", PASSWORD).await;
+    let hash = dashboard::auth::password::hash_blocking("a brand new long passphrase").unwrap();
+    app.with_db(move |c| Ok(accounts::set_password(c, "alice", &hash, Actor::Cli).unwrap())).await;
+    let res = second_step(&me, &code(&app, &secret, 0)).await;
+    assert_eq!(location(&res), "/login", "the password it was started with is no longer hers");
+    assert_eq!(app.session_rows().await, 0);
+
+    next_step(&app);
+    me.login("alice", "a brand new long passphrase").await;
+    app.with_db(|c| Ok(accounts::disable(c, "alice", Actor::Cli).unwrap())).await;
+    let res = second_step(&me, &code(&app, &secret, 0)).await;
+    assert_eq!(location(&res), "/login");
+    assert_eq!(app.session_rows().await, 0);
 }
