@@ -191,8 +191,9 @@
 
   var signIn = document.getElementById("passkey-sign-in");
   if (signIn) {
-    // Hidden in the page so that browsers without scripts or passkeys never see a dead button.
-    signIn.hidden = !supported;
+    // Hidden in the page, so that browsers without scripts or passkeys, and servers that cannot offer
+    // them (data-unavailable), never show a dead button.
+    signIn.hidden = !supported || signIn.hasAttribute("data-unavailable");
     signIn.addEventListener("click", function () {
       ceremony(signIn, function () {
         return verifyWith("/login/passkey", signIn.getAttribute("data-next") || "/");

@@ -80,7 +80,7 @@ async fn a_passkey_is_added_signs_in_alone_then_after_a_password_and_is_removed_
     client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
     let (app, _) = passkey_app(DbKind::Sqlite).await;
     app.create_user("ada", Role::User).await;
-    let base = app.url("").replace("127.0.0.1", "localhost");
+    let base = app.url("");
 
     let result = async {
         client.goto(&format!("{base}/login")).await.unwrap();
