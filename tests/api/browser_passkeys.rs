@@ -1,7 +1,8 @@
 //! Passkeys in a real browser with real WebAuthn: Chromium's virtual authenticator (the W3C
 //! WebDriver extension: a CTAP2 platform authenticator that keeps resident keys and verifies its
 //! user), driven through `static/passkeys.js` on the real pages: added on `/account/security`, used
-//! alone on `/login`, as the second step on `/login/mfa`, then removed. The app's public URL is
+//! alone on `/login`, as the second step on `/login/mfa`, to confirm who you are on `/reauth`, then
+//! removed. The app's public URL is
 //! `http://localhost:PORT`: Chromium offers passkeys only to a domain name in a secure context.
 //!
 //! Ignored, like `browser.rs`, when Chromium or chromedriver was not installed as the tests were built.
@@ -75,7 +76,8 @@ async fn wait_for_text(client: &Client, css: &str) -> String {
     not(dashboard_test_browser),
     ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
 )]
-async fn a_passkey_is_added_signs_in_alone_then_after_a_password_and_is_removed_in_a_real_browser() {
+async fn a_passkey_is_added_signs_in_alone_and_after_a_password_confirms_who_you_are_and_is_removed_in_a_real_browser()
+{
     let (_driver, client) = start_browser().await;
     client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
     let (app, _) = passkey_app(DbKind::Sqlite).await;
@@ -112,8 +114,17 @@ async fn a_passkey_is_added_signs_in_alone_then_after_a_password_and_is_removed_
         wait_for_path(&client, "/").await;
         assert_eq!(text_of(&client, "#username").await, "ada");
 
-        // Removed, it signs in no more, and the page says so.
+        // Later, adding another is a sensitive action: the script follows the answer to /reauth,
+        // where the passkey confirms who she is and leads back.
+        app.clock.advance(std::time::Duration::from_secs(16 * 60));
         client.goto(&format!("{base}/account/security")).await.unwrap();
+        client.find(Locator::Id("passkey-name")).await.unwrap().send_keys("Another").await.unwrap();
+        click(&client, Locator::Id("add-passkey")).await;
+        wait_for_path(&client, "/reauth?next=%2Faccount%2Fsecurity").await;
+        click(&client, Locator::Id("passkey-verify")).await;
+        wait_for_path(&client, "/account/security").await;
+
+        // Removed, it signs in no more, and the page says so.
         click(&client, Locator::Css("tr[data-passkey-id] button.danger")).await;
         wait_for_path(&client, "/account/security?done=passkey-deleted&n=0").await;
         assert!(client.find_all(Locator::Css("tr[data-passkey-id]")).await.unwrap().is_empty());
