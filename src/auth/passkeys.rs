@@ -97,8 +97,6 @@ impl PasskeySupport {
 /// Why a passkey was not accepted. The text is for the audit log; the person is told less.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    #[error("the answer is not a WebAuthn credential")]
-    Malformed,
     #[error("the credential names no user")]
     NoUserHandle,
     #[error("an unknown credential")]

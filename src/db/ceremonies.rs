@@ -62,8 +62,9 @@ impl From<diesel::result::Error> for NotKept {
 }
 
 /// Keeps a ceremony; returns its id. Expired ceremonies are deleted first (they are small and few:
-/// each lives minutes, and an answered one is gone), and an address may have at most `limit`
-/// waiting, so that starting ceremonies in a loop cannot fill the table.
+/// each lives minutes, and an answered one is gone), and an address may have `limit` waiting, so
+/// that starting ceremonies in a loop cannot fill the table. (Counted before the insert: parallel
+/// starts may pass the limit by a few. It bounds the table; it is not an exact quota.)
 pub fn insert(conn: &mut DbConn, c: &NewCeremony<'_>, now: i64, limit: i64) -> Result<String, NotKept> {
     diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.le(now))).execute(conn)?;
     let waiting: i64 =

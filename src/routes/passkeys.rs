@@ -100,7 +100,9 @@ impl ResponseError for JsonError {
         if let Some(secs) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, secs));
         }
-        res.json(ErrorBody { error: &self.message, redirect: self.redirect.as_deref() })
+        let mut res = res.json(ErrorBody { error: &self.message, redirect: self.redirect.as_deref() });
+        res.extensions_mut().insert(crate::error::JsonAnswer);
+        res
     }
 }
 
