@@ -114,4 +114,14 @@ diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(webauthn_ceremonies -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(app_settings, auth_events, login_throttle, passkeys, pending_sign_ins, recovery_codes, sessions, users, webauthn_ceremonies,);
+diesel::allow_tables_to_appear_in_same_query!(
+    app_settings,
+    auth_events,
+    login_throttle,
+    passkeys,
+    pending_sign_ins,
+    recovery_codes,
+    sessions,
+    users,
+    webauthn_ceremonies,
+);
