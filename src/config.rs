@@ -132,6 +132,9 @@ pub struct Settings {
     pub reauth_max_age: Duration,
     /// `DASHBOARD_METRICS_LISTEN`: where the Prometheus listener binds; `None` (the default) serves no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// The passkeys' relying-party id (`DASHBOARD_WEBAUTHN_RP_ID`); `None` means the public URL's host
+    /// (see [`crate::auth::passkeys`] for what happens when that is an IP address).
+    pub webauthn_rp_id: Option<String>,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -282,6 +285,10 @@ impl Settings {
                     .ok_or_else(|| bad("DASHBOARD_METRICS_LISTEN", format!("`{raw}` resolves to no address")))?,
             ),
         };
+        let webauthn_rp_id = match var("DASHBOARD_WEBAUTHN_RP_ID") {
+            None => None,
+            Some(raw) => Some(check_rp_id(&raw, public_url.as_ref()).map_err(|e| bad("DASHBOARD_WEBAUTHN_RP_ID", e))?),
+        };
 
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(Self {
@@ -308,6 +315,7 @@ impl Settings {
             mfa,
             reauth_max_age,
             metrics_listen,
+            webauthn_rp_id,
         })
     }
 
@@ -330,6 +338,36 @@ fn duration_error(raw: &str, e: &humantime::DurationError) -> String {
         humantime::DurationError::Empty => "it is empty".to_owned(),
     };
     format!("`{raw}` is not a duration ({why}); write a number and a unit, like 90s, 15m, 2h or 7days")
+}
+
+/// A relying-party id for passkeys: a domain name (browsers refuse IP addresses), lowercase, which
+/// the public URL's host is or ends in (a browser only lets a page use passkeys of its own domain or
+/// a parent of it).
+fn check_rp_id(raw: &str, public_url: Option<&url::Url>) -> Result<String, String> {
+    let id = raw.to_ascii_lowercase();
+    let plain = id.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    });
+    if id.parse::<IpAddr>().is_ok() || id.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().is_ok() {
+        return Err(format!("`{raw}` is an IP address; browsers accept only a domain name here (such as localhost)"));
+    }
+    if !plain || id.len() > 253 {
+        return Err(format!("`{raw}` is not a domain name (no scheme, port or path: just a name such as example.com)"));
+    }
+    let Some(public_url) = public_url else {
+        return Err("it needs DASHBOARD_PUBLIC_URL, the address users open, with a domain name".into());
+    };
+    match public_url.host() {
+        Some(url::Host::Domain(host)) if host == id || host.ends_with(&format!(".{id}")) => Ok(id),
+        Some(url::Host::Domain(host)) => Err(format!(
+            "DASHBOARD_PUBLIC_URL's host `{host}` is not `{id}` nor a subdomain of it; passkeys only work there"
+        )),
+        _ => Err("DASHBOARD_PUBLIC_URL's host is an IP address; passkeys need a domain name there".into()),
+    }
 }
 
 fn parse_http_url(raw: &str) -> Result<url::Url, String> {
@@ -414,6 +452,7 @@ mod tests {
             ("DASHBOARD_REAUTH_MAX_AGE", "soon"),
             ("DASHBOARD_REAUTH_MAX_AGE", "off"),
             ("DATABASE_URL", "mysql://h/db"),
+            ("DASHBOARD_WEBAUTHN_RP_ID", "example.com"),
         ] {
             let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
             assert!(err.contains(name), "{err}");
@@ -444,6 +483,34 @@ mod tests {
             &[("DASHBOARD_SESSION_IDLE_TIMEOUT", "13h"), ("DASHBOARD_SESSION_ABSOLUTE_TIMEOUT", "off")],
         ] {
             assert!(parse(ok).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_relying_party_id_must_be_a_domain_of_the_public_url() {
+        let with = |url: &str, id: &str| parse(&[("DASHBOARD_PUBLIC_URL", url), ("DASHBOARD_WEBAUTHN_RP_ID", id)]);
+        assert_eq!(
+            with("https://dash.example.com", "example.com").unwrap().webauthn_rp_id.as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            with("https://Dash.Example.com", "DASH.example.com").unwrap().webauthn_rp_id.unwrap(),
+            "dash.example.com"
+        );
+        assert_eq!(with("http://localhost:8080", "localhost").unwrap().webauthn_rp_id.unwrap(), "localhost");
+        assert_eq!(parse(&[]).unwrap().webauthn_rp_id, None, "unset: the public URL's host, decided at start");
+        for (url, id, why) in [
+            ("https://dash.example.com", "other.com", "not `other.com` nor a subdomain"),
+            ("https://dash.example.com", "ample.com", "not `ample.com`"),
+            ("https://dash.example.com", "https://example.com", "not a domain name"),
+            ("https://dash.example.com", "example.com:443", "not a domain name"),
+            ("https://dash.example.com", "127.0.0.1", "IP address"),
+            ("https://dash.example.com", "[::1]", "IP address"),
+            ("http://127.0.0.1:8080", "localhost", "host is an IP address"),
+            ("https://dash.example.com", "-bad.example.com", "not a domain name"),
+        ] {
+            let err = with(url, id).err().unwrap_or_else(|| panic!("{id} for {url} accepted"));
+            assert!(err.contains("DASHBOARD_WEBAUTHN_RP_ID") && err.contains(why), "{err}");
         }
     }
 

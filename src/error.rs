@@ -131,8 +131,14 @@ impl ResponseError for AppError {
     }
 }
 
-/// For `ErrorHandlers`: any 4xx/5xx that is not already an HTML page (actix's own plain-text errors:
-/// a bad form, an oversize body, an unknown method) becomes one, so no response shows internals.
+/// Marks a deliberate JSON error answer (the passkey ceremonies' `{"error": "…"}`, read by their
+/// script), which [`render_error_pages`] leaves alone. Nothing else is spared: actix's own errors
+/// and whatever the Cloud API answers still become pages.
+pub struct JsonAnswer;
+
+/// For `ErrorHandlers`: any 4xx/5xx that is not already an HTML page or a [`JsonAnswer`] (actix's own
+/// plain-text errors: a bad form, an oversize body, an unknown method) becomes one, so no response
+/// shows internals.
 pub fn render_error_pages<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
@@ -141,7 +147,8 @@ pub fn render_error_pages<B: MessageBody + 'static>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
-    if is_html || res.status().is_redirection() {
+    let is_json_answer = res.response().extensions().get::<JsonAnswer>().is_some();
+    if is_html || is_json_answer || res.status().is_redirection() {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let (req, old) = res.into_parts();

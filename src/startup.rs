@@ -15,6 +15,7 @@ use secrecy::ExposeSecret;
 
 use crate::auth::csrf::{self, CsrfConfig, FORM_LIMIT};
 use crate::auth::guard;
+use crate::auth::passkeys::PasskeySupport;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::config::Settings;
@@ -87,6 +88,11 @@ impl Application {
         let origin = url::Url::parse(&public_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_else(|_| public_url.clone());
+        let passkeys = PasskeySupport::new(settings.webauthn_rp_id.as_deref(), &public_url)?;
+        match &passkeys {
+            PasskeySupport::On(rp) => tracing::info!(rp_id = rp.rp_id(), "passkeys are on"),
+            PasskeySupport::Off(why) => tracing::warn!("{why}"),
+        }
 
         let setup_url = {
             let pool = pool.clone();
@@ -145,6 +151,7 @@ impl Application {
             clock,
             totp_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp secret v1"),
             totp_setup_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp setup v1"),
+            passkeys,
             second_step_hold: Default::default(),
         });
         let app_state = state.clone();
@@ -180,6 +187,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
+                .app_data(web::JsonConfig::default().limit(FORM_LIMIT))
                 .wrap(from_fn(crate::limits::bound_request_size))
                 .wrap(ErrorHandlers::new().default_handler(error::render_error_pages))
                 .wrap(from_fn(telemetry::log_request))

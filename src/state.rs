@@ -50,6 +50,8 @@ pub struct AppState {
     /// Seals the not-yet-confirmed secret of an app being set up, in the set-up form (bound to the
     /// user, with an expiry inside).
     pub totp_setup_seal: crate::seal::Sealer,
+    /// Passkeys (WebAuthn): the relying party, or why there is none here.
+    pub passkeys: crate::auth::passkeys::PasskeySupport,
     /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
     pub second_step_hold: crate::hold::HoldPoint,
 }
@@ -61,6 +63,12 @@ impl AppState {
     /// The client's address (see [`crate::auth::client_ip`]).
     pub fn client_ip(&self, req: &HttpRequest) -> String {
         crate::auth::client_ip(req, &self.config.trusted_proxies)
+    }
+
+    /// Whether passkeys are offered: this server can have them (a domain name, a secure context) and
+    /// second factors are not turned off (`DASHBOARD_MFA=off`).
+    pub fn passkeys_offered(&self) -> bool {
+        self.passkeys.is_on() && self.config.mfa.enabled()
     }
 
     pub fn now_ms(&self) -> i64 {

@@ -14,11 +14,13 @@
 
 mod devices;
 mod factors;
+mod passkeys;
 mod sessions;
 mod users;
 
 pub use devices::{dismiss_notices, network_of, parse_notices, Dismiss, NewDeviceNotice, KNOWN_FOR_MS};
 pub use factors::*;
+pub use passkeys::*;
 pub use sessions::*;
 pub use users::*;
 
@@ -68,6 +70,10 @@ pub enum AccountError {
     CodeNotAccepted,
     #[error("setup is no longer open")]
     SetupClosed,
+    #[error("you already have a passkey named “{0}”")]
+    PasskeyNameTaken(String),
+    #[error("this passkey is already registered")]
+    PasskeyKnown,
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

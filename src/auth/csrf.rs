@@ -3,7 +3,8 @@
 //! Each visitor has a random secret in a signed, HttpOnly pre-session cookie; anonymous visitors get
 //! one without any `sessions` row. The form token is HMAC(server key, secret ‖ session public id), so
 //! it is bound to the browser and, once signed in, to the session: a token from another visitor or
-//! another session does not verify. Checked in constant time. A request from another site
+//! another session does not verify. Checked in constant time. Forms carry it in the `csrf_token`
+//! field; JSON requests (the passkey ceremonies) and the Cloud proxy in the `X-CSRF-Token` header. A request from another site
 //! (`Sec-Fetch-Site: cross-site`, or an `Origin` that is not ours) is refused before the token is read.
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -121,6 +122,15 @@ impl FromRequest for CsrfToken {
     }
 }
 
+/// A JSON body (`application/json`): only scripts of a page send those (a cross-site form cannot,
+/// and a cross-site script would need CORS, which is never granted).
+fn is_json(req: &ServiceRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+}
+
 fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
@@ -156,7 +166,9 @@ pub async fn protect(
         if config.cross_site(&req) {
             return refuse(req, StatusCode::FORBIDDEN, "cross-site");
         }
-        let supplied = if req.path().starts_with("/cloud/") {
+        // The Cloud proxy's requests and the passkey ceremonies' JSON carry the token in a header
+        // (`X-CSRF-Token`, from the page's `<meta name="csrf-token">`); forms in a field.
+        let supplied = if req.path().starts_with("/cloud/") || is_json(&req) {
             req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned)
         } else {
             match read_form_field(&mut req, "csrf_token").await {

@@ -4,6 +4,7 @@ pub mod attempts;
 pub mod codes;
 pub mod csrf;
 pub mod guard;
+pub mod passkeys;
 pub mod password;
 pub mod pending;
 pub mod reauth;

@@ -3,6 +3,7 @@
 //! Queries are written once against [`DbConn`] (diesel's `MultiConnection`); the few statements whose
 //! SQL differs between the two databases match on the variant, and live next to their callers.
 
+pub mod ceremonies;
 pub mod devices;
 pub mod events;
 pub mod factors;

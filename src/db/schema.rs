@@ -107,11 +107,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        purpose -> Text,
+        binding -> Text,
+        user_id -> Nullable<Text>,
+        client_ip -> Text,
+        state -> Text,
+        expires_at -> Int8,
+    }
+}
+
 diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(webauthn_ceremonies -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     app_settings,
@@ -123,4 +136,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     recovery_codes,
     sessions,
     users,
+    webauthn_ceremonies,
 );

@@ -30,6 +30,8 @@ struct LoginPage {
     layout: Layout,
     next: Option<String>,
     username: String,
+    /// Offer "Sign in with a passkey" (where passkeys work: see [`AppState::passkeys_offered`]).
+    passkeys: bool,
 }
 
 #[derive(Deserialize)]
@@ -59,7 +61,8 @@ pub async fn form(
         layout.notice = Some(SESSION_EXPIRED.into());
     }
     let next = query.into_inner().next.filter(|n| is_local_path(n));
-    let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new() })?;
+    let passkeys = state.passkeys_offered();
+    let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new(), passkeys })?;
     if expired {
         // Say it once: drop the dead cookie so a later visit to this page does not repeat it.
         res.add_cookie(&state.cookie.removal()).map_err(|e| AppError::Internal(e.into()))?;
@@ -130,29 +133,40 @@ pub(crate) fn new_session(
 }
 
 /// The form again with the one message for every failed sign-in.
-pub(crate) fn invalid(csrf: &CsrfToken, next: Option<String>, username: String) -> Result<HttpResponse, AppError> {
+pub(crate) fn invalid(
+    state: &AppState,
+    csrf: &CsrfToken,
+    next: Option<String>,
+    username: String,
+) -> Result<HttpResponse, AppError> {
+    let passkeys = state.passkeys_offered();
     refuse(StatusCode::UNAUTHORIZED, Layout::new(None, csrf), INVALID_CREDENTIALS, |layout| LoginPage {
         layout,
         next,
         username,
+        passkeys,
     })
 }
 
 pub(crate) fn locked(until: i64, now: i64) -> Result<HttpResponse, AppError> {
-    let minutes = ((until - now) as f64 / 60_000.0).ceil().max(1.0);
-    let page = LockedPage {
-        status: 429,
-        title: "Too many failed sign-ins",
-        message: format!(
-            "Too many failed sign-ins for this account or from this address. Please wait {minutes} minute{} and try again.",
-            if minutes == 1.0 { "" } else { "s" }
-        ),
-    };
+    let page = LockedPage { status: 429, title: "Too many failed sign-ins", message: locked_message(until, now) };
     let mut res = render(StatusCode::TOO_MANY_REQUESTS, &page)?;
-    let retry = ((until - now) / 1000).max(1).to_string();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, header::HeaderValue::from_str(&retry).map_err(|e| AppError::Internal(e.into()))?);
+    res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_secs(until, now)));
     Ok(res)
+}
+
+/// What a locked-out person is told: how long to wait, in whole minutes.
+pub(crate) fn locked_message(until: i64, now: i64) -> String {
+    let minutes = ((until - now) as f64 / 60_000.0).ceil().max(1.0);
+    format!(
+        "Too many failed sign-ins for this account or from this address. Please wait {minutes} minute{} and try again.",
+        if minutes == 1.0 { "" } else { "s" }
+    )
+}
+
+/// `Retry-After` for a lock that ends at `until`.
+pub(crate) fn retry_after_secs(until: i64, now: i64) -> i64 {
+    ((until - now) / 1000).max(1)
 }
 
 pub async fn submit(
@@ -217,7 +231,7 @@ pub async fn submit(
             if let Some(what) = attempts::fail(&state, &counters, event).await? {
                 tracing::warn!(username = %shown_username, client_ip = %ip, locked = what, "sign-in locked out");
             }
-            return invalid(&csrf, next, shown_username);
+            return invalid(&state, &csrf, next, shown_username);
         }
     };
     let user_key = counters[0].key.clone();
@@ -238,7 +252,7 @@ pub async fn submit(
                     .ip(&ip)
                     .detail("the account changed meanwhile");
                 attempts::fail(&state, &counters[..1], event).await?;
-                invalid(&csrf, next, shown_username)
+                invalid(&state, &csrf, next, shown_username)
             }
         };
     }
@@ -248,7 +262,7 @@ pub async fn submit(
         Ok(token) => token,
         Err(CloudRefused) => {
             attempts::release(&state, &counters).await?; // the password was right
-            return invalid(&csrf, next, shown_username);
+            return invalid(&state, &csrf, next, shown_username);
         }
     };
     let token = crate::session::prepare(&req, &session, &user.id)?;
@@ -280,7 +294,7 @@ pub async fn submit(
             attempts::fail(&state, &counters[..1], event).await?;
             tracing::warn!(username = %user.username, client_ip = %ip, "sign-in refused: the account changed meanwhile");
             crate::metrics::sign_in(crate::metrics::SignIn::Refused);
-            invalid(&csrf, next, shown_username)
+            invalid(&state, &csrf, next, shown_username)
         }
         Err(e) => {
             crate::session::abandon(&session);

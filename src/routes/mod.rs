@@ -10,6 +10,7 @@ pub mod health;
 pub mod login;
 pub mod logout;
 pub mod mfa;
+pub mod passkeys;
 pub mod reauth;
 pub mod security;
 pub mod setup;
@@ -88,14 +89,20 @@ pub static ROUTES: &[Route] = {
         route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
         route("GET", "/login", Public, || web::get().to(login::form)),
         route("POST", "/login", Public, || web::post().to(login::submit)),
+        route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)),
+        route("POST", "/login/passkey/finish", Public, || web::post().to(passkeys::sign_in_finish)),
         route("GET", "/login/mfa", Public, || web::get().to(mfa::form)),
         route("POST", "/login/mfa", Public, || web::post().to(mfa::submit)),
+        route("POST", "/login/mfa/passkey/start", Public, || web::post().to(passkeys::second_step_start)),
+        route("POST", "/login/mfa/passkey/finish", Public, || web::post().to(passkeys::second_step_finish)),
         route("GET", "/setup", Public, || web::get().to(setup::form)),
         route("POST", "/setup", Public, || web::post().to(setup::submit)),
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("POST", "/logout", SignedIn, || web::post().to(logout::submit)),
         route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)),
         route("POST", "/reauth", SignedIn, || web::post().to(reauth::submit)),
+        route("POST", "/reauth/passkey/start", SignedIn, || web::post().to(passkeys::reauth_start)),
+        route("POST", "/reauth/passkey/finish", SignedIn, || web::post().to(passkeys::reauth_finish)),
         route("GET", "/account/sessions", SignedIn, || web::get().to(account::sessions)),
         sensitive("POST", "/account/sessions/revoke-others", SignedIn, "/account/sessions", || {
             web::post().to(account::revoke_others)
@@ -120,6 +127,12 @@ pub static ROUTES: &[Route] = {
             sensitive: Sensitive::ProvesItself,
             ..route("POST", "/account/password", SignedIn, || web::post().to(account::change_password))
         },
+        sensitive("POST", "/account/passkeys/register/start", SignedIn, "/account/security", || {
+            web::post().to(passkeys::register_start)
+        }),
+        sensitive("POST", "/account/passkeys/register/finish", SignedIn, "/account/security", || {
+            web::post().to(passkeys::register_finish)
+        }),
         route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)),
         route("POST", "/account/notices/dismiss", SignedIn, || web::post().to(account::dismiss_notices)),
         route("GET", "/admin", Admin, || web::get().to(admin::overview::show)),
@@ -325,6 +338,7 @@ impl Done {
             "others-ended" => format!("Ended {n} other session{plural}."),
             "user-sessions-ended" => format!("Ended {n} session{plural}."),
             "password-changed" => "Your password was changed. Your other sessions were ended.".to_owned(),
+            "passkey-added" => "The passkey was added. You can now sign in with it alone.".to_owned(),
             "user-created" => "The user was created.".to_owned(),
             "role-changed" => "The role was changed. It applies from the user's next request.".to_owned(),
             "user-disabled" => format!("The user was disabled and {n} session{plural} ended."),

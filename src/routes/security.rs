@@ -36,6 +36,8 @@ struct SecurityPage {
     recovery_codes_left: i64,
     /// The policy requires a factor and the user has none.
     required: bool,
+    /// Why passkeys cannot be added on this server, if they cannot (see [`crate::auth::passkeys`]).
+    passkeys_off: Option<String>,
 }
 
 pub async fn show(
@@ -69,7 +71,8 @@ pub async fn show(
         layout.notice =
             Some("Your account must have a second factor. Add an authenticator app or a passkey to go on.".into());
     }
-    let page = SecurityPage { layout, totp: factors.totp, passkeys, recovery_codes_left: left, required };
+    let passkeys_off = state.passkeys.relying_party().err().map(str::to_owned);
+    let page = SecurityPage { layout, totp: factors.totp, passkeys, recovery_codes_left: left, required, passkeys_off };
     render(StatusCode::OK, &page)
 }
 

@@ -4,8 +4,11 @@ use actix_web::{http::header, web, HttpResponse};
 
 use crate::error::AppError;
 
-const FILES: &[(&str, &str, &[u8])] =
-    &[("style.css", "text/css; charset=utf-8", include_bytes!("../../static/style.css"))];
+const FILES: &[(&str, &str, &[u8])] = &[
+    ("style.css", "text/css; charset=utf-8", include_bytes!("../../static/style.css")),
+    // The browser half of the passkey ceremonies (the pages work without it, but for passkeys).
+    ("passkeys.js", "text/javascript; charset=utf-8", include_bytes!("../../static/passkeys.js")),
+];
 
 pub async fn serve(file: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (_, content_type, body) = FILES.iter().find(|(name, _, _)| *name == file.as_str()).ok_or(AppError::NotFound)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 
-use crate::db::{self, devices, events, sessions, throttle, DbConn, Pool};
+use crate::db::{self, ceremonies, devices, events, sessions, throttle, DbConn, Pool};
 use crate::util::{duration_ms, now_ms};
 
 /// Rows deleted per statement. Each expired row sits at a random place in the token index, so a
@@ -87,8 +87,8 @@ pub struct Retention {
     pub throttle_window: Duration,
 }
 
-/// Deletes old audit events (in batches), spent sign-in counters, devices not seen in 90 days and
-/// expired pending sign-ins;
+/// Deletes old audit events (in batches), spent sign-in counters, devices not seen in 90 days,
+/// expired pending sign-ins and passkey ceremonies;
 /// returns how many rows.
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
@@ -98,7 +98,9 @@ pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: im
     crate::metrics::pruned("known_devices", devices);
     let pending = crate::db::pending::prune(conn, now)?;
     crate::metrics::pruned("pending_sign_ins", pending);
-    total += devices + pending;
+    let ceremonies = ceremonies::prune(conn, now)?;
+    crate::metrics::pruned("webauthn_ceremonies", ceremonies);
+    total += devices + pending + ceremonies;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
         loop {

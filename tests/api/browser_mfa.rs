@@ -19,7 +19,8 @@ use crate::second_factors::add_passkey;
 )]
 async fn a_person_sets_up_an_authenticator_app_and_signs_in_with_it_in_a_real_browser() {
     let (_driver, client) = start_browser().await;
-    let app = spawn_app(DbKind::Sqlite).await;
+    // Addressed by name, where passkeys work: the security page's pictures show them offered.
+    let (app, _) = crate::passkeys::passkey_app(DbKind::Sqlite).await;
     let ada = app.create_user("ada", Role::Admin).await;
 
     let result = async {

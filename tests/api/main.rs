@@ -3,11 +3,13 @@
 
 mod hasher;
 mod helpers;
+mod soft_authenticator;
 
 mod account;
 mod admin;
 mod browser;
 mod browser_mfa;
+mod browser_passkeys;
 mod cap;
 mod cli;
 mod cloud;
@@ -23,6 +25,7 @@ mod notices;
 mod outage;
 mod overview;
 mod pages;
+mod passkeys;
 mod races;
 mod reauth;
 mod routes;

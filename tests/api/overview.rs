@@ -82,6 +82,8 @@ async fn the_overview_counts_seeded_events_per_hour_and_live_sessions_by_role(ki
     ];
     seeded.extend([("sign_in", h(3, 0)), ("sign_in", h(3, 30)), ("sign_in", h(3, 59))]);
     seeded.extend([("sign_in_failed", h(3, 10)), ("sign_in_failed", h(3, 20))]);
+    // A wrong second factor is a failed sign-in too.
+    seeded.push(("second_factor_failed", h(3, 40)));
     seed_events(&app, seeded).await;
 
     // Sessions now: one admin, two of bob's (two browsers), and an expired one that does not count.
@@ -97,7 +99,7 @@ async fn the_overview_counts_seeded_events_per_hour_and_live_sessions_by_role(ki
     assert_eq!(text_of(&html, "live-user"), "2");
     // The three real sign-ins happened now (somewhere in the last two hours of the window).
     assert_eq!(text_of(&html, "total-sign_in"), "6", "3 seeded in hour 3 + 3 real ones");
-    assert_eq!(text_of(&html, "total-sign_in_failed"), "3");
+    assert_eq!(text_of(&html, "total-sign_in_failed"), "4", "3 wrong passwords and 1 wrong second factor");
     assert_eq!(text_of(&html, "total-locked_out"), "1");
     assert_eq!(text_of(&html, "total-new_device_sign_in"), "2");
 
@@ -109,7 +111,7 @@ async fn the_overview_counts_seeded_events_per_hour_and_live_sessions_by_role(ki
         }
         row + "</tr>"
     };
-    assert!(sign_ins.contains(&row(3, &[("Sign-ins", 3), ("Failed sign-ins", 2)])), "hour 3 in the table");
+    assert!(sign_ins.contains(&row(3, &[("Sign-ins", 3), ("Failed sign-ins", 3)])), "hour 3 in the table");
     assert!(sign_ins.contains(&row(0, &[("Sign-ins", 0), ("Failed sign-ins", 1)])), "hour 0 in the table");
     assert!(sign_ins.contains(&row(10, &[("Sign-ins", 0), ("Failed sign-ins", 0)])));
     assert_eq!(sign_ins.matches("<tr><th scope=\"row\">").count(), 24, "one row per hour");

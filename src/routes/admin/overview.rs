@@ -18,8 +18,9 @@ use crate::routes::charts::{self, Chart, Series};
 use crate::routes::{render, Layout};
 use crate::state::State;
 
-/// The kinds the hourly charts count, in this order.
-const KINDS: [&str; 4] = ["sign_in", "sign_in_failed", "locked_out", "new_device_sign_in"];
+/// The kinds the hourly charts count, in this order. The last, a wrong second factor, is counted
+/// with the failed sign-ins (a failure of the second step is a failed sign-in too).
+const KINDS: [&str; 5] = ["sign_in", "sign_in_failed", "locked_out", "new_device_sign_in", "second_factor_failed"];
 const HOURS: usize = 24;
 
 #[derive(Template)]
@@ -39,10 +40,13 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
     let now = state.now_ms();
     // 24 one-hour buckets ending with the current hour (still filling).
     let start = (now.div_euclid(HOUR_MS) + 1 - HOURS as i64) * HOUR_MS;
-    let (roles, counts) = db::run(&state.pool, move |conn| {
+    let (roles, mut counts) = db::run(&state.pool, move |conn| {
         Ok((sessions::live_by_role(conn, now)?, events::hourly_counts(conn, &KINDS, start, HOURS)?))
     })
     .await?;
+    if let Some(second_step) = counts.pop() {
+        counts[1].iter_mut().zip(second_step).for_each(|(failed, n)| *failed += n);
+    }
     let by_role: Vec<(&'static str, i64)> = ["admin", "user"]
         .into_iter()
         .map(|role| (role, roles.iter().find(|(r, _)| r == role).map_or(0, |(_, n)| *n)))
