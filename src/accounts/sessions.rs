@@ -106,8 +106,7 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, Acco
 /// to keep within the cap (`Timeouts::max_per_user`), and when a new device is noticed (`user` as
 /// read when it was locked, before this sign-in: `last_login_at` is set here, last).
 pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> Result<(), AccountError> {
-    sessions::delete_expired_for_user(conn, &user.id, s.now)?;
-    let mut others = sessions::live_of_user(conn, &user.id, s.now)?;
+    let mut others = sessions::live_of_user_clearing_expired(conn, &user.id, s.now)?;
     let over = (others.len() + 1).saturating_sub(s.timeouts.max_per_user.max(1));
     let why = format!("least recently used, over the limit of {} sessions per user", s.timeouts.max_per_user);
     for o in others.drain(..over) {

@@ -326,6 +326,21 @@ impl Hasher {
         self.shared().queue().waiting
     }
 
+    /// Fails with [`Busy`] when a job for `client` would be refused right now (the queue is full, in
+    /// all or for that address). Callers check it before their database work, so a flood of attempts
+    /// the queue would refuse anyway is refused without a round trip, and cannot crowd other people's
+    /// sign-ins out of the database pool. (Advisory: the queue may fill in between; `verify` and
+    /// `hash` still refuse then.)
+    pub fn check_room(&self, client: &str) -> Result<(), Busy> {
+        let shared = self.shared();
+        let queue = shared.queue();
+        let for_client = queue.by_client.get(&fairness_key(client)).map_or(0, VecDeque::len);
+        if queue.waiting >= shared.limits.queue || for_client >= shared.limits.per_client {
+            return Err(Busy);
+        }
+        Ok(())
+    }
+
     /// For tests of races: the next job to start is held before it hashes until the returned handle
     /// is released, so a test can act while a request sits inside its hash. Costs a mutex check per
     /// job when unused (nothing next to a 19 MiB argon2 hash). Calling it again once the held job has

@@ -140,6 +140,18 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option
     users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
 }
 
+/// [`find_by_username`] with how many passkeys the user has (whether a second step follows a right
+/// password), in one statement.
+pub fn find_by_username_with_passkeys(conn: &mut DbConn, username: &str) -> QueryResult<Option<(User, i64)>> {
+    use super::schema::passkeys;
+    let count = passkeys::table.filter(passkeys::user_id.eq(users::id)).count().single_value();
+    users::table
+        .filter(users::username.eq(username))
+        .select((User::as_select(), count.assume_not_null()))
+        .first(conn)
+        .optional()
+}
+
 pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
     users::table.find(id).select(User::as_select()).first(conn).optional()
 }

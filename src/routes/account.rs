@@ -160,6 +160,7 @@ pub async fn change_password(
     // the username, reserved before hashing (so a stolen session cannot guess it for ever).
     let counter = [Counter::user(&state, &user.username)];
     let (id, ip) = (user.user_id.clone(), state.client_ip(&req));
+    state.hasher.check_room(&ip).map_err(anyhow::Error::new)?;
     let stored = match attempts::reserve_then(&state, &counter, move |conn| users::find_by_id(conn, &id)).await? {
         Ok(stored) => stored.ok_or(AppError::Unauthenticated)?,
         Err(until) => {

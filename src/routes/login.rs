@@ -181,6 +181,7 @@ pub async fn submit(
     let next = next.filter(|n| is_local_path(n));
     let shown_username: String = username.trim().chars().take(64).collect();
     let counters = [Counter::user(&state, &username), Counter::ip(&state, &ip)];
+    state.hasher.check_room(&ip).map_err(anyhow::Error::new)?;
 
     // An attempt is reserved on the username's and the address's counters before anything is
     // hashed; at the limit (or while locked) nothing is, whatever the name, existing or not.
@@ -188,11 +189,8 @@ pub async fn submit(
     let name = users::normalize_username(&username).ok();
     // (With the user's passkey count: whether a second step follows is decided after the password.)
     let reserved = attempts::reserve_then(&state, &counters, move |conn| match &name {
-        Some(name) => match users::find_by_username(conn, name)? {
-            Some(user) => {
-                let passkeys = crate::db::factors::passkey_count(conn, &user.id)?;
-                Ok((Some(user), passkeys))
-            }
+        Some(name) => match users::find_by_username_with_passkeys(conn, name)? {
+            Some((user, passkeys)) => Ok((Some(user), passkeys)),
             None => Ok((None, 0)),
         },
         None => Ok((None, 0)),

@@ -102,6 +102,7 @@ pub async fn submit(
     let next = local_next(next);
     let ip = state.client_ip(&req);
     let counters = [Counter::user(&state, &user.username)];
+    state.hasher.check_room(&ip).map_err(anyhow::Error::new)?;
     let id = user.user_id.clone();
     let stored = match attempts::reserve_then(&state, &counters, move |conn| users::find_by_id(conn, &id)).await? {
         Ok(stored) => stored.ok_or(AppError::Unauthenticated)?,

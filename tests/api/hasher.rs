@@ -61,6 +61,15 @@ async fn a_full_hashing_queue_answers_a_quick_503_and_another_address_still_sign
     assert_eq!(app.hasher.verifications(), before, "nothing hashed");
     assert_eq!(app.hasher.waiting(), share);
     assert_eq!(app.session_rows().await, 0);
+    // Refused before any database work: no attempt was even reserved (so a flood of refusals cannot
+    // crowd other people's sign-ins out of the connection pool).
+    let counters = app
+        .with_db(|c| {
+            use diesel::prelude::*;
+            dashboard::db::schema::login_throttle::table.count().get_result::<i64>(c)
+        })
+        .await;
+    assert_eq!(counters, 0, "no attempt counter was touched");
 
     // Another address is queued, not refused, and signs in once the threads are free.
     let signing_in = tokio::spawn(async move { other.login("alice", PASSWORD).await.status() });
