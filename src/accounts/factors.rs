@@ -2,7 +2,7 @@
 //! a passkey, an administrator's reset. Each is one transaction with its audit event, its first
 //! statement the user's row lock (see the module comment of [`crate::accounts`]).
 
-use super::{by, lock_user, lock_user_named, transaction, AccountError, Actor};
+use super::{by, lock_own, lock_user, lock_user_named, transaction, AccountError, Actor};
 use crate::db::events::{self, NewEvent};
 use crate::db::factors::{self, Factors};
 use crate::db::{passkeys, sessions, DbConn};
@@ -18,16 +18,10 @@ pub struct Own<'a> {
 
 /// Ends the user's other sessions when asked; records how many.
 fn end_others(conn: &mut DbConn, own: &Own<'_>, username: &str, asked: bool) -> Result<usize, AccountError> {
-    if !asked {
-        return Ok(0);
+    match asked {
+        true => super::sessions::end_others_locked(conn, own.user_id, username, own.session_id),
+        false => Ok(0),
     }
-    let ended = sessions::delete_for_user_except(conn, own.user_id, own.session_id)?;
-    let event = NewEvent::new("session_ended")
-        .user(username)
-        .session(own.session_id)
-        .detail(format!("{}, by the user", count(ended, "other session")));
-    events::record(conn, &event)?;
-    Ok(ended)
 }
 
 fn base_event(kind: &'static str, username: &str, own: &Own<'_>) -> NewEvent {
@@ -45,7 +39,7 @@ pub fn enable_totp(
     new_codes: &[String],
 ) -> Result<bool, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let user = lock_own(conn, own.user_id, own.session_id, own.now)?;
         let replaced = user.totp_secret.is_some();
         factors::set_totp(conn, &user.id, Some(sealed), Some(step))?;
         let detail = if replaced { "authenticator app (replaced)" } else { "authenticator app" };
@@ -64,7 +58,7 @@ pub fn enable_totp(
 /// Turns the app off; ends the user's other sessions when asked. Returns how many were ended.
 pub fn disable_totp(conn: &mut DbConn, own: &Own<'_>, end_other_sessions: bool) -> Result<usize, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let user = lock_own(conn, own.user_id, own.session_id, own.now)?;
         if user.totp_secret.is_none() {
             return Err(AccountError::NothingToRemove("The authenticator app is already off."));
         }
@@ -82,7 +76,7 @@ pub fn new_recovery_codes(
     end_other_sessions: bool,
 ) -> Result<usize, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let user = lock_own(conn, own.user_id, own.session_id, own.now)?;
         factors::replace_recovery_codes(conn, &user.id, hashes, own.now)?;
         let event = base_event("recovery_codes_created", &user.username, own)
             .detail(format!("{}, replacing the old ones", count(hashes.len(), "code")));
@@ -100,7 +94,7 @@ pub fn delete_passkey(
     end_other_sessions: bool,
 ) -> Result<usize, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, own.user_id)?.ok_or(AccountError::Changed)?;
+        let user = lock_own(conn, own.user_id, own.session_id, own.now)?;
         let name = passkeys::delete_own(conn, &user.id, passkey_id)?
             .ok_or_else(|| AccountError::NoSuchPasskey(passkey_id.to_owned()))?;
         let event = base_event("second_factor_removed", &user.username, own).detail(format!("passkey “{name}”"));

@@ -166,6 +166,20 @@ fn lock_user(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<User>> {
     crate::db::users::lock(conn, user_id)
 }
 
+/// [`lock_user`] for a change a user makes to their own account from `session_id`: the session must
+/// still be live and theirs, so a request still in flight after a logout, a revocation or an admin's
+/// disable or reset writes nothing ([`AccountError::SessionEnded`]).
+fn lock_own(conn: &mut DbConn, user_id: &str, session_id: &str, now: i64) -> Result<User, AccountError> {
+    let user = lock_user(conn, user_id)?.ok_or(AccountError::Changed)?;
+    if user.is_disabled() {
+        return Err(AccountError::Changed);
+    }
+    if crate::db::sessions::find_live(conn, session_id, now)?.is_none_or(|s| s.user_id != user.id) {
+        return Err(AccountError::SessionEnded);
+    }
+    Ok(user)
+}
+
 /// [`lock_user`] by name.
 fn lock_user_named(conn: &mut DbConn, username: &str) -> QueryResult<Option<User>> {
     diesel::update(users_table::table.filter(users_table::username.eq(username)))

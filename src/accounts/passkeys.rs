@@ -1,11 +1,11 @@
 //! Account operations on passkeys: adding one, and signing in with one alone. (Removing one is done
 //! with the other second factors, from the security page.)
 
-use super::{lock_user, transaction, AccountError, NewSession};
+use super::{lock_own, lock_user, transaction, AccountError, NewSession};
 use crate::db::events::{self, NewEvent};
 use crate::db::passkeys::{self, PasskeyRow};
 use crate::db::users::User;
-use crate::db::{self, sessions, throttle, DbConn};
+use crate::db::{self, throttle, DbConn};
 
 /// A passkey to add to the user of the session it is added from.
 pub struct NewPasskey {
@@ -26,13 +26,7 @@ pub struct NewPasskey {
 /// audit event; returns its public id. A name the user already gave another passkey is refused.
 pub fn add_passkey(conn: &mut DbConn, p: &NewPasskey) -> Result<String, AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, &p.user_id)?.ok_or(AccountError::Changed)?;
-        if user.is_disabled() {
-            return Err(AccountError::Changed);
-        }
-        if sessions::find_live(conn, &p.session_id, p.now)?.is_none_or(|s| s.user_id != user.id) {
-            return Err(AccountError::SessionEnded);
-        }
+        let user = lock_own(conn, &p.user_id, &p.session_id, p.now)?;
         if passkeys::name_taken(conn, &user.id, &p.name)? {
             return Err(AccountError::PasskeyNameTaken(p.name.clone()));
         }

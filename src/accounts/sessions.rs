@@ -194,14 +194,25 @@ pub fn end_user_sessions(conn: &mut DbConn, username: &str, actor: Actor<'_>) ->
 pub fn end_other_sessions(conn: &mut DbConn, user_id: &str, keep: &str) -> Result<usize, AccountError> {
     transaction(conn, |conn| {
         let user = lock_user(conn, user_id)?.ok_or(AccountError::Changed)?;
-        let ended = sessions::delete_for_user_except(conn, &user.id, keep)?;
-        let event = NewEvent::new("session_ended")
-            .user(&user.username)
-            .session(keep)
-            .detail(format!("{}, by the user", count(ended, "other session")));
-        events::record(conn, &event)?;
-        Ok(ended)
+        end_others_locked(conn, &user.id, &user.username, keep)
     })
+}
+
+/// Ends all the user's sessions but `keep`, with the event, inside a transaction that holds the
+/// user's lock; returns how many.
+pub(super) fn end_others_locked(
+    conn: &mut DbConn,
+    user_id: &str,
+    username: &str,
+    keep: &str,
+) -> Result<usize, AccountError> {
+    let ended = sessions::delete_for_user_except(conn, user_id, keep)?;
+    let event = NewEvent::new("session_ended")
+        .user(username)
+        .session(keep)
+        .detail(format!("{}, by the user", count(ended, "other session")));
+    events::record(conn, &event)?;
+    Ok(ended)
 }
 
 /// Ends every session of every user; returns how many.

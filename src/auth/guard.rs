@@ -88,31 +88,17 @@ pub async fn second_factor_policy(
         let page = crate::error::error_page(actix_web::http::StatusCode::NOT_FOUND, None);
         return Ok(req.into_response(page).map_into_right_body());
     }
-    let user = req.extensions_mut().get_mut::<LiveSession>().map(|live| {
+    // Whether this user must still add a second factor (read from the loaded session: no query).
+    let must_add = req.extensions_mut().get_mut::<LiveSession>().is_some_and(|live| {
         live.second_factors_on = policy.enabled();
-        live.clone()
+        policy.requires(live.role) && !live.has_totp && !live.has_passkey
     });
-    if let Some(user) = user.filter(|u| policy.requires(u.role) && !u.has_totp) {
-        if !crate::routes::reachable_without_factor(req.path()) {
-            // No app: a passkey will do (read only for these users, not on every request).
-            let id = user.user_id.clone();
-            let passkeys =
-                crate::db::run(&state.pool, move |conn| Ok(crate::db::factors::passkey_count(conn, &id)?)).await;
-            match passkeys {
-                Ok(0) => {
-                    let res = HttpResponse::SeeOther()
-                        .insert_header((header::LOCATION, "/account/security"))
-                        .insert_header((header::CACHE_CONTROL, "no-store"))
-                        .finish();
-                    return Ok(req.into_response(res).map_into_right_body());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let e = crate::error::AppError::from(e);
-                    return Ok(req.into_response(actix_web::ResponseError::error_response(&e)).map_into_right_body());
-                }
-            }
-        }
+    if must_add && !crate::routes::reachable_without_factor(req.path()) {
+        let res = HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/account/security"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish();
+        return Ok(req.into_response(res).map_into_right_body());
     }
     Ok(next.call(req).await?.map_into_left_body())
 }

@@ -137,26 +137,10 @@ pub(crate) enum Finished {
     Refused(HttpResponse),
 }
 
-/// Finishes the pending sign-in `pending` of this browser with a second factor **that the caller
-/// has already verified** (a passkey assertion): creates the session (new cookie), records the
-/// sign-in with `method`, and answers `303` to the sign-in's `next`. The one way the WebAuthn
-/// ceremony ends a two-step sign-in. If the pending sign-in was used or expired meanwhile, or the
-/// account changed, nobody is signed in and the answer is `303` to `/login`.
-pub async fn complete_pending_sign_in(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &Session,
-    pending: &PendingSignIn,
-    method: AuthMethod,
-) -> Result<HttpResponse, AppError> {
-    match finish(state, req, session, pending, None, method).await? {
-        Finished::SignedIn(res) | Finished::Refused(res) => Ok(res),
-        Finished::CodeNotAccepted => Err(AppError::Internal(anyhow::anyhow!("no code was to be spent"))),
-    }
-}
-
 /// Finishes `pending` after its second factor: `proof` (an app or recovery code, spent in the
-/// transaction that creates the session) or nothing (a factor the caller verified).
+/// transaction that creates the session) or nothing (a factor the caller verified: a passkey
+/// assertion). If the pending sign-in was used or expired meanwhile, or the account changed, nobody
+/// is signed in and the answer is `303` to `/login` ([`Finished::Refused`]).
 pub(crate) async fn finish(
     state: &AppState,
     req: &HttpRequest,

@@ -35,6 +35,11 @@ pub async fn require_recent(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    // Only actions are sensitive (a route-table test holds every GET to that): page views, the most
+    // frequent requests, skip the route lookup.
+    if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
     let route = crate::routes::find(req.method().as_str(), req.path());
     let sensitive = route.map_or(Sensitive::No, |r| r.sensitive);
     let user = req.extensions().get::<LiveSession>().cloned();
@@ -76,14 +81,20 @@ pub async fn record_reauthentication(state: &AppState, user: &LiveSession, metho
         .user(&user.username)
         .session(&user.session_id)
         .detail(format!("with {}", method.describe()));
-    db::run(&state.pool, move |conn| {
+    let recorded = db::run(&state.pool, move |conn| {
         use diesel::Connection as _;
         Ok(conn.transaction(|conn| {
-            sessions::set_authenticated_at(conn, &id, now)?;
-            events::record(conn, &event).map(drop)
+            // A session ended while it was confirming (a logout, a revocation) stays ended: no event.
+            if sessions::set_authenticated_at(conn, &id, now)? != 1 {
+                return Ok(false);
+            }
+            events::record(conn, &event).map(|_| true)
         })?)
     })
     .await?;
+    if !recorded {
+        return Err(AppError::Unauthenticated);
+    }
     tracing::info!(username = %user.username, session = %user.session_id, method = method.as_str(), "re-authenticated");
     Ok(())
 }

@@ -107,8 +107,3 @@ pub fn take(conn: &mut DbConn, id: &str, binding: &str, purpose: Purpose, now: i
 pub fn prune(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
     diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.le(now))).execute(conn)
 }
-
-/// How many ceremonies are waiting (for tests).
-pub fn count(conn: &mut DbConn) -> QueryResult<i64> {
-    webauthn_ceremonies::table.count().get_result(conn)
-}

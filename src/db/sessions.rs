@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{sessions, users};
+use super::schema::{passkeys, sessions, users};
 use super::DbConn;
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -63,10 +63,11 @@ pub struct LiveRow {
     pub disabled: i32,
     /// New-device notices this session has yet to dismiss (JSON; `None`, the common case, when none).
     pub new_device_notices: Option<String>,
-    pub auth_method: String,
     pub authenticated_at: i64,
-    /// Whether the user has the authenticator app on (for the second-factor policy).
+    /// Whether the user has the authenticator app on, and at least one passkey (for the
+    /// second-factor policy, which would otherwise query on every request of such a user).
     pub has_totp: bool,
+    pub has_passkey: bool,
 }
 
 impl LiveRow {
@@ -91,9 +92,9 @@ macro_rules! live_columns {
             users::role,
             users::disabled,
             sessions::new_device_notices,
-            sessions::auth_method,
             sessions::authenticated_at,
             users::totp_secret.is_not_null(),
+            diesel::dsl::exists(passkeys::table.filter(passkeys::user_id.eq(users::id))),
         )
     };
 }

@@ -575,7 +575,7 @@ pub async fn second_step_start(req: HttpRequest, csrf: CsrfToken, state: State) 
 }
 
 /// `POST /login/mfa/passkey/finish` `{"ceremony": …, "credential": …}`: on success the pending
-/// sign-in becomes a session (through [`pending::complete_pending_sign_in`]) and the answer says
+/// sign-in becomes a session (through [`pending::finish`]) and the answer says
 /// where to go (the sign-in's `next`).
 pub async fn second_step_finish(
     req: HttpRequest,
@@ -611,8 +611,18 @@ pub async fn second_step_finish(
         return Err(JsonError::new(StatusCode::UNAUTHORIZED, "That passkey was not accepted. Please try again."));
     }
     attempts::release(&state, &counters[1..]).await?; // the address's; the username's is reset by the sign-in
-    let res = pending::complete_pending_sign_in(&state, &req, &session, &pending, AuthMethod::Passkey).await?;
-    Ok(as_json(res))
+    match pending::finish(&state, &req, &session, &pending, None, AuthMethod::Passkey).await? {
+        pending::Finished::SignedIn(res) => Ok(as_json(res)),
+        pending::Finished::Refused(res) => {
+            // Expired, used by a parallel request, or the account changed: the passkey was right,
+            // so the username's attempt is given back like the app-code step gives it back.
+            attempts::release(&state, &counters[..1]).await?;
+            Ok(as_json(res))
+        }
+        pending::Finished::CodeNotAccepted => {
+            Err(AppError::Internal(anyhow::anyhow!("no code was to be spent")).into())
+        }
+    }
 }
 
 /// A `303` of the sign-in machinery as this API's answer: `{"redirect": LOCATION}`, with its cookies.

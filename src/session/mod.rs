@@ -33,12 +33,11 @@ pub struct LiveSession {
     pub absolute_expires_at: Option<i64>,
     /// Sign-ins from new devices this session has yet to dismiss (every page shows them).
     pub notices: Vec<crate::accounts::NewDeviceNotice>,
-    /// How the session signed in.
-    pub auth_method: crate::accounts::AuthMethod,
     /// When it last authenticated (sign-in, `/reauth`) or did a sensitive action (epoch ms).
     pub authenticated_at: i64,
-    /// Whether the user has the authenticator app on.
+    /// Whether the user has the authenticator app on, and at least one passkey.
     pub has_totp: bool,
+    pub has_passkey: bool,
     /// Whether second factors are on at all (`DASHBOARD_MFA` is not `off`; set by the policy
     /// middleware), for the pages' navigation.
     pub second_factors_on: bool,

@@ -135,10 +135,9 @@ impl SessionStore for DbSessionStore {
             expires_at,
             absolute_expires_at: row.absolute_expires_at,
             notices: crate::accounts::parse_notices(row.new_device_notices.as_deref()),
-            auth_method: crate::accounts::AuthMethod::parse(&row.auth_method)
-                .unwrap_or(crate::accounts::AuthMethod::Password),
             authenticated_at: row.authenticated_at,
             has_totp: row.has_totp,
+            has_passkey: row.has_passkey,
             second_factors_on: true,
         }));
         Ok(Some(state))

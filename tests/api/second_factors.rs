@@ -19,6 +19,7 @@ both_databases!(
     a_passkey_of_another_user_cannot_be_removed_and_removing_the_last_can_end_other_sessions,
     turning_the_app_off_ends_other_sessions_when_asked_and_its_codes_stop_working,
     new_recovery_codes_replace_the_old_ones,
+    a_factor_change_from_a_session_ended_meanwhile_writes_nothing,
 );
 
 /// The value of `name="NAME" value="…"` in a page.
@@ -212,4 +213,28 @@ async fn new_recovery_codes_replace_the_old_ones(kind: DbKind) {
         ["10 codes with the authenticator app", "10 codes, replacing the old ones"]
     );
     assert!(event_kinds(&app).await.iter().all(|k| k != "session_ended"), "the box was not ticked");
+}
+
+/// A change to one's own factors still in flight when its session was ended (a logout, a revocation,
+/// an admin's reset) finds the session gone in its transaction and writes nothing.
+async fn a_factor_change_from_a_session_ended_meanwhile_writes_nothing(kind: DbKind) {
+    use dashboard::accounts::{self, AccountError, Own};
+    use dashboard::db::schema::sessions;
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    app.login("alice", PASSWORD).await;
+    let (user_id, session_id): (String, String) =
+        app.with_db(|c| sessions::table.select((sessions::user_id, sessions::id)).first(c)).await;
+    // Ended (as a logout or a revocation ends it) while the change was on its way.
+    app.with_db(|c| diesel::delete(sessions::table).execute(c)).await;
+    let now = app.clock.now_ms();
+    let result = app
+        .with_db(move |c| {
+            let own = Own { user_id: &user_id, session_id: &session_id, ip: "127.0.0.1", now };
+            Ok(accounts::new_recovery_codes(c, &own, &["hash".to_owned()], false))
+        })
+        .await;
+    assert!(matches!(result, Err(AccountError::SessionEnded)), "{result:?}");
+    let codes: i64 = app.with_db(|c| recovery_codes::table.count().get_result(c)).await;
+    assert_eq!(codes, 0, "nothing was written");
 }
