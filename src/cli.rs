@@ -45,10 +45,7 @@ enum EventsCommand {
     List {
         #[arg(long)]
         user: Option<String>,
-        /// sign_in, sign_in_failed, locked_out, sign_out, session_expired, session_ended,
-        /// password_changed, role_changed, user_created, user_disabled, user_enabled, first_admin_created,
-        /// second_factor_added, second_factor_removed, recovery_codes_created, recovery_code_used,
-        /// second_factor_failed, reauthenticated, reauth_failed, second_factors_reset
+        /// Only events of this kind.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::events::KINDS))]
         kind: Option<String>,
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]

@@ -67,6 +67,10 @@ impl SignIn {
 /// Installs the Prometheus recorder for this process (once; later calls return the same handle, so
 /// several apps in one test process share it) and starts its upkeep.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
+    // One installation at a time: two first calls at once would otherwise see the loser's
+    // `set_global_recorder` fail before the winner had set `HANDLE`.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALLING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(handle) = HANDLE.get() {
         return Ok(handle.clone());
     }

@@ -61,6 +61,11 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpNet]) -> String {
     nearest.to_string()
 }
 
+/// `next` when it is a local path (see [`is_local_path`]), else `/`.
+pub fn local_next(next: Option<String>) -> String {
+    next.filter(|n| is_local_path(n)).unwrap_or_else(|| "/".to_owned())
+}
+
 /// True when `next` is a local path: starts with one `/` (not `//`) and holds no `\` and no control
 /// character. Anything else could send the user to another site after signing in.
 pub fn is_local_path(next: &str) -> bool {

@@ -66,7 +66,7 @@ impl From<diesel::result::Error> for NotKept {
 /// that starting ceremonies in a loop cannot fill the table. (Counted before the insert: parallel
 /// starts may pass the limit by a few. It bounds the table; it is not an exact quota.)
 pub fn insert(conn: &mut DbConn, c: &NewCeremony<'_>, now: i64, limit: i64) -> Result<String, NotKept> {
-    diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.le(now))).execute(conn)?;
+    prune(conn, now)?;
     let waiting: i64 =
         webauthn_ceremonies::table.filter(webauthn_ceremonies::client_ip.eq(c.client_ip)).count().get_result(conn)?;
     if waiting >= limit {

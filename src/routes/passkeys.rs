@@ -25,7 +25,7 @@ use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::passkeys::{credential_key, valid_name, CeremonyState, Refusal, RelyingParty, CEREMONY_LIFETIME};
 use crate::auth::pending::{self, PendingSignIn};
-use crate::auth::{is_local_path, reauth, CurrentUser};
+use crate::auth::{local_next, reauth, CurrentUser};
 use crate::db;
 use crate::db::ceremonies::{self, NewCeremony, NotKept, Purpose};
 use crate::db::events::NewEvent;
@@ -326,7 +326,7 @@ pub async fn sign_in_finish(
 ) -> Answer {
     let rp = relying_party(&state)?;
     let Finish { ceremony, credential, next } = body.into_inner();
-    let next = next.filter(|n| is_local_path(n)).unwrap_or_else(|| "/".to_owned());
+    let next = local_next(next);
     let ip = state.client_ip(&req);
 
     // Whom the answer claims (not verified yet): it decides which counters the attempt goes on.
@@ -537,7 +537,7 @@ pub async fn reauth_finish(
     state: State,
 ) -> Answer {
     let ip = state.client_ip(&req);
-    let next = body.next.clone().filter(|n| is_local_path(n)).unwrap_or_else(|| "/".to_owned());
+    let next = local_next(body.next.clone());
     let counters = [Counter::user(&state, &user.username), Counter::ip(&state, &ip)];
     let refusal = match confirm(&state, &csrf, Purpose::Reauth, &user.user_id, &counters, body.into_inner()).await? {
         Confirmation::Confirmed => None,

@@ -14,7 +14,7 @@ use crate::accounts::AuthMethod;
 use crate::auth::attempts::{self, Counter};
 use crate::auth::codes;
 use crate::auth::csrf::CsrfToken;
-use crate::auth::{is_local_path, reauth, CurrentUser};
+use crate::auth::{local_next, reauth, CurrentUser};
 use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::events::{self, NewEvent};
 use crate::db::{self, factors, users};
@@ -37,10 +37,6 @@ struct ReauthPage {
 #[derive(Deserialize)]
 pub struct ReauthQuery {
     next: Option<String>,
-}
-
-fn local_next(next: Option<String>) -> String {
-    next.filter(|n| is_local_path(n)).unwrap_or_else(|| "/".to_owned())
 }
 
 async fn page(
