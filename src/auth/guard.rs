@@ -7,7 +7,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
 
 use crate::session::context::{self, Loaded};
-use crate::session::LiveSession;
+use crate::session::CurrentUser;
 
 /// In a request whose cookie named a session that expired or was ended (the sign-in page says so).
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +63,7 @@ pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let is_admin = req.extensions().get::<LiveSession>().is_some_and(|u| u.role == crate::db::users::Role::Admin);
+    let is_admin = req.extensions().get::<CurrentUser>().is_some_and(|u| u.role == crate::db::users::Role::Admin);
     if !is_admin {
         let page =
             crate::error::error_page(actix_web::http::StatusCode::FORBIDDEN, Some("This page is for administrators."));
@@ -89,7 +89,7 @@ pub async fn second_factor_policy(
         return Ok(req.into_response(page).map_into_right_body());
     }
     // Whether this user must still add a second factor (read from the loaded session: no query).
-    let must_add = req.extensions_mut().get_mut::<LiveSession>().is_some_and(|live| {
+    let must_add = req.extensions_mut().get_mut::<CurrentUser>().is_some_and(|live| {
         live.second_factors_on = policy.enabled();
         policy.requires(live.role) && !live.has_totp && !live.has_passkey
     });

@@ -18,7 +18,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use ipnet::IpNet;
 
 use crate::error::AppError;
-pub use crate::session::LiveSession as CurrentUser;
+pub use crate::session::CurrentUser;
 
 impl FromRequest for CurrentUser {
     type Error = AppError;

@@ -16,12 +16,12 @@ use crate::db::events::{self, NewEvent};
 use crate::db::{self, sessions};
 use crate::error::AppError;
 use crate::routes::{Access, Sensitive};
-use crate::session::LiveSession;
+use crate::session::CurrentUser;
 use crate::state::AppState;
 use crate::util::duration_ms;
 
 /// Whether `user` authenticated within the window at `now`.
-pub fn is_recent(state: &AppState, user: &LiveSession, now: i64) -> bool {
+pub fn is_recent(state: &AppState, user: &CurrentUser, now: i64) -> bool {
     now.saturating_sub(user.authenticated_at) < duration_ms(state.config.reauth_max_age)
 }
 
@@ -42,7 +42,7 @@ pub async fn require_recent(
     }
     let route = crate::routes::find(req.method().as_str(), req.path());
     let sensitive = route.map_or(Sensitive::No, |r| r.sensitive);
-    let user = req.extensions().get::<LiveSession>().cloned();
+    let user = req.extensions().get::<CurrentUser>().cloned();
     let (Some(user), Some(state), Some(route)) = (user, req.app_data::<web::Data<AppState>>().cloned(), route) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
@@ -75,7 +75,7 @@ pub async fn require_recent(
 /// the app's code when the user has the app; or a passkey): the window starts again now, and a
 /// `reauthenticated` event says how. The WebAuthn ceremony calls this after verifying a passkey
 /// on `/reauth`; `/reauth`'s own form after the password (and code).
-pub async fn record_reauthentication(state: &AppState, user: &LiveSession, method: AuthMethod) -> Result<(), AppError> {
+pub async fn record_reauthentication(state: &AppState, user: &CurrentUser, method: AuthMethod) -> Result<(), AppError> {
     let (id, now) = (user.session_id.clone(), state.now_ms());
     let event = NewEvent::new("reauthenticated")
         .user(&user.username)

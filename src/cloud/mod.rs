@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use crate::config::Settings;
 use crate::db::users::Role;
 use crate::db::{self, sessions, Pool};
-use crate::session::LiveSession;
+use crate::session::CurrentUser;
 use crate::util::now_ms;
 pub use gateway::{GatewayError, Token};
 
@@ -134,12 +134,12 @@ impl CloudAccess {
     /// missing, about to expire, for another role (after a role change), or `force`d (after a `401`
     /// from the Cloud API). `None` when cloud access is unavailable for now, or when a forced
     /// renewal was already made for this session within [`RETRY_AFTER`].
-    pub async fn token_for(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<SecretString> {
+    pub async fn token_for(&self, pool: &Pool, user: &CurrentUser, force: bool) -> Option<SecretString> {
         self.token_until(pool, user, force).await.map(|(token, _)| token)
     }
 
     /// [`Self::token_for`], with the token's expiry (epoch ms).
-    async fn token_until(&self, pool: &Pool, user: &LiveSession, force: bool) -> Option<(SecretString, i64)> {
+    async fn token_until(&self, pool: &Pool, user: &CurrentUser, force: bool) -> Option<(SecretString, i64)> {
         let id = user.session_id.clone();
         let stored = db::run(pool, move |conn| Ok(sessions::cloud_token(conn, &id)?)).await.ok().flatten();
         if !force {
@@ -179,7 +179,7 @@ impl CloudAccess {
     }
 
     /// The dashboard's line about cloud access (refreshing the token if needed).
-    pub async fn status(&self, pool: &Pool, user: &LiveSession) -> CloudStatus {
+    pub async fn status(&self, pool: &Pool, user: &CurrentUser) -> CloudStatus {
         // A token is always for the user's current role (token_until renews it after a role change).
         match self.token_until(pool, user, false).await {
             Some((_, until)) => CloudStatus::Connected { role: user.role.as_str().to_owned(), until },

@@ -36,6 +36,7 @@ diesel::table! {
         failures -> Int4,
         last_failure_at -> Int8,
         locked_until -> Int8,
+        lock_count -> Int4,
     }
 }
 
@@ -59,6 +60,7 @@ diesel::table! {
         next -> Nullable<Text>,
         created_at -> Int8,
         expires_at -> Int8,
+        binding -> Text,
     }
 }
 
@@ -90,6 +92,7 @@ diesel::table! {
         auth_method -> Text,
         authenticated_at -> Int8,
         new_device_notices -> Nullable<Text>,
+        authenticated_with -> Text,
     }
 }
 
@@ -104,6 +107,7 @@ diesel::table! {
         last_login_at -> Nullable<Int8>,
         totp_secret -> Nullable<Text>,
         totp_last_step -> Nullable<Int8>,
+        factor_epoch -> Int4,
     }
 }
 

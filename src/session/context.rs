@@ -5,7 +5,7 @@
 //! runs inside [`scope`], which gives it one [`RequestSession`] slot (a task-local: the store's
 //! `load` and `save` run inside the same future as the handler, in the session middleware):
 //!
-//! - `load` puts the [`LiveSession`] it read there, and the guard moves it into the request;
+//! - `load` puts the [`CurrentUser`] it read there, and the guard moves it into the request;
 //! - `load` notes when the cookie (it decrypted with our key, or the store would not be asked) named
 //!   a session that has expired or was ended, for the sign-in page's notice;
 //! - a handler that started or renewed a session (through the accounts service, which wrote the row
@@ -18,7 +18,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use secrecy::SecretString;
 
-use super::LiveSession;
+use super::CurrentUser;
 
 /// What the store's `load` found for this request.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub enum Loaded {
     #[default]
     Nothing,
     /// A live session.
-    Live(LiveSession),
+    Live(CurrentUser),
     /// The cookie was ours but named a session that expired or was ended.
     Ended,
     /// The session could not be read: the database is unavailable.

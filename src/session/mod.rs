@@ -22,7 +22,7 @@ use crate::util::{random_alphanumeric, random_b64, sha256_hex};
 /// The signed-in session of a request, as the store loaded it from the row and its user (once per
 /// request; the guard puts it into the request).
 #[derive(Clone, Debug)]
-pub struct LiveSession {
+pub struct CurrentUser {
     pub user_id: String,
     pub username: String,
     pub role: Role,

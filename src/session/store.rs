@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 
 use super::context::{self, Loaded};
 use super::lookup::SessionLookup;
-use super::LiveSession;
+use super::CurrentUser;
 use crate::clock::Clock;
 use crate::config::DatabaseUrl;
 use crate::db::events::{self, NewEvent};
@@ -78,7 +78,7 @@ fn unavailable(cause: anyhow::Error) -> Option<HashMap<String, String>> {
 
 impl SessionStore for DbSessionStore {
     /// The session a cookie names, if it is live: its state for actix-session, and (through the
-    /// request's context) the typed [`LiveSession`] for the guard.
+    /// request's context) the typed [`CurrentUser`] for the guard.
     async fn load(&self, session_key: &SessionKey) -> Result<Option<HashMap<String, String>>, LoadError> {
         let token_hash = sha256_hex(session_key.as_ref());
         let timeouts = self.timeouts;
@@ -126,7 +126,7 @@ impl SessionStore for DbSessionStore {
             expires_at = wanted;
         }
         let state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
-        context::set_loaded(Loaded::Live(LiveSession {
+        context::set_loaded(Loaded::Live(CurrentUser {
             user_id: row.user_id,
             username: row.username,
             role,
