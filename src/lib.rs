@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod progress;
 pub mod routes;
+pub mod routing;
 pub mod seal;
 pub mod session;
 pub mod startup;

@@ -153,8 +153,10 @@ impl Application {
             totp_setup_seal: crate::seal::Sealer::new(&key_bytes, b"dashboard totp setup v1"),
             passkeys,
             second_step_hold: Default::default(),
+            reauth_hold: Default::default(),
         });
         let app_state = state.clone();
+        let resolver = web::Data::new(crate::routing::Resolver::new(routes::specs()));
         let idle_timeout = settings.idle_timeout;
 
         let server = HttpServer::new(move || {
@@ -178,13 +180,15 @@ impl Application {
                 headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
             }
 
-            // Middleware order: the last `.wrap` is the outermost. Outside in: security headers,
+            // Middleware order: the last `.wrap` is the outermost. Outside in: the path in normal
+            // form and its route resolved (every check below reads that route), security headers,
             // the /cloud sandbox policy, request metrics, request log, HTML error pages; then, for the session scope:
             // the request's session context, session, identity, guard, CSRF — so the guard sees the
-            // loaded session and redirects before any CSRF check; inside CSRF, the re-authentication
-            // check of sensitive actions.
+            // loaded session and redirects before any CSRF check; inside CSRF, the second-factor
+            // policy, the re-authentication check of sensitive actions, and the admin check.
             App::new()
                 .app_data(state.clone())
+                .app_data(resolver.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
                 .app_data(web::JsonConfig::default().limit(FORM_LIMIT))
@@ -195,9 +199,11 @@ impl Application {
                 // Inside the default headers, so its sandbox policy replaces the dashboard's.
                 .wrap(from_fn(routes::cloud::isolate))
                 .wrap(headers)
+                .wrap(from_fn(crate::routing::resolve))
                 .configure(routes::configure_open)
                 .service(
                     web::scope("")
+                        .wrap(from_fn(guard::require_admin))
                         .wrap(from_fn(crate::auth::reauth::require_recent))
                         .wrap(from_fn(guard::second_factor_policy))
                         .wrap(from_fn(csrf::protect))

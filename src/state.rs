@@ -54,6 +54,8 @@ pub struct AppState {
     pub passkeys: crate::auth::passkeys::PasskeySupport,
     /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
     pub second_step_hold: crate::hold::HoldPoint,
+    /// In `/reauth`, after a code was checked and before it is spent (tests end the session there).
+    pub reauth_hold: crate::hold::HoldPoint,
 }
 
 /// What handlers take.

@@ -2,7 +2,7 @@
 //! a passkey, an administrator's reset. Each is one transaction with its audit event, its first
 //! statement the user's row lock (see the module comment of [`crate::accounts`]).
 
-use super::{by, lock_own, lock_user, lock_user_named, transaction, AccountError, Actor};
+use super::{by, lock_own, lock_user, lock_user_named, transaction, AccountError, Actor, AuthMethod};
 use crate::db::events::{self, NewEvent};
 use crate::db::factors::{self, Factors};
 use crate::db::{passkeys, sessions, DbConn};
@@ -31,17 +31,27 @@ fn base_event(kind: &'static str, username: &str, own: &Own<'_>) -> NewEvent {
 /// Turns the authenticator app on (or replaces it) with `sealed`, the code of `step` having
 /// confirmed it (that code is spent). When the user has no unused recovery codes, `new_codes`
 /// (hashes) become theirs: returns whether they did, so the page shows them.
+///
+/// `epoch` is the user's factor epoch when the set-up form was made: after any change of the app
+/// since, the form is void ([`AccountError::SetupStale`]), so a set-up seen once cannot be
+/// replayed later. The right code proves the app, so the session's last authentication is now
+/// the app's.
 pub fn enable_totp(
     conn: &mut DbConn,
     own: &Own<'_>,
+    epoch: i32,
     sealed: &str,
     step: i64,
     new_codes: &[String],
 ) -> Result<bool, AccountError> {
     transaction(conn, |conn| {
         let user = lock_own(conn, own.user_id, own.session_id, own.now)?;
+        if user.factor_epoch != epoch {
+            return Err(AccountError::SetupStale);
+        }
         let replaced = user.totp_secret.is_some();
         factors::set_totp(conn, &user.id, Some(sealed), Some(step))?;
+        crate::db::sessions::set_authenticated(conn, own.session_id, own.now, AuthMethod::Totp.as_str())?;
         let detail = if replaced { "authenticator app (replaced)" } else { "authenticator app" };
         events::record(conn, &base_event("second_factor_added", &user.username, own).detail(detail))?;
         let codes_made = factors::recovery_codes_left(conn, &user.id)? == 0;

@@ -70,6 +70,9 @@ pub enum AccountError {
     CodeNotAccepted,
     #[error("setup is no longer open")]
     SetupClosed,
+    /// The app's set-up form was made before the app last changed (turned on, off or reset).
+    #[error("that set-up is no longer valid")]
+    SetupStale,
     #[error("you already have a passkey named “{0}”")]
     PasskeyNameTaken(String),
     #[error("this passkey is already registered")]

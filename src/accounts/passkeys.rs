@@ -40,6 +40,9 @@ pub fn add_passkey(conn: &mut DbConn, p: &NewPasskey) -> Result<String, AccountE
             last_used_at: None,
         };
         db::on_unique_violation(passkeys::insert(conn, &row), || AccountError::PasskeyKnown)?;
+        // The new passkey was just used (with user verification): it is the session's last
+        // authentication now.
+        crate::db::sessions::set_authenticated(conn, &p.session_id, p.now, super::AuthMethod::Passkey.as_str())?;
         let event = NewEvent::new("second_factor_added")
             .user(&user.username)
             .session(&p.session_id)

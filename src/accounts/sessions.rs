@@ -44,6 +44,11 @@ impl AuthMethod {
         [Self::Password, Self::Totp, Self::RecoveryCode, Self::Passkey].into_iter().find(|m| m.as_str() == s)
     }
 
+    /// Whether it proved a second factor (everything but the password alone).
+    pub fn used_second_factor(self) -> bool {
+        self != Self::Password
+    }
+
     /// In words, for pages and the audit log.
     pub fn describe(self) -> &'static str {
         match self {
@@ -132,6 +137,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
             cloud_role: s.cloud.as_ref().map(|c| c.role.as_str()),
             cloud_expires_at: s.cloud.as_ref().map(|c| c.expires_at),
             auth_method: s.auth_method.as_str(),
+            authenticated_with: s.auth_method.as_str(),
             authenticated_at: s.now,
         },
     )?;

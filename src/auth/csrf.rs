@@ -153,8 +153,8 @@ pub async fn protect(
     let expected = config.token(&secret, session_id.as_deref());
 
     // A method the Cloud proxy never forwards is left to its `405` (it changes nothing).
-    let refused_by_proxy =
-        crate::routes::cloud::is_cloud_path(req.path()) && !crate::routes::cloud::forwards(req.method());
+    let cloud = crate::routing::of(&req).has(|r| r.cloud);
+    let refused_by_proxy = cloud && !crate::cloud::forwards(req.method());
     if is_unsafe(req.method()) && !refused_by_proxy {
         let refuse = |req: ServiceRequest, status: StatusCode, why: &str| {
             tracing::info!(path = %req.path(), reason = why, "refused an unsafe request");
@@ -168,7 +168,7 @@ pub async fn protect(
         }
         // The Cloud proxy's requests and the passkey ceremonies' JSON carry the token in a header
         // (`X-CSRF-Token`, from the page's `<meta name="csrf-token">`); forms in a field.
-        let supplied = if req.path().starts_with("/cloud/") || is_json(&req) {
+        let supplied = if cloud || is_json(&req) {
             req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).map(str::to_owned)
         } else {
             match read_form_field(&mut req, "csrf_token").await {

@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
 
+use crate::routing::{self, Access};
 use crate::session::context::{self, Loaded};
 use crate::session::CurrentUser;
 
@@ -20,6 +21,7 @@ pub async fn require_session(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let public = routing::of(&req).is_public();
     let signed_in = match context::take_loaded() {
         Loaded::Live(live) => {
             req.extensions_mut().insert(live);
@@ -29,14 +31,14 @@ pub async fn require_session(
             req.extensions_mut().insert(EndedSession);
             false
         }
-        Loaded::Unavailable if !crate::routes::is_public(req.path()) => {
+        Loaded::Unavailable if !public => {
             // The session could not be read: neither signed in nor signed out, so a 503, not a
             // redirect.
             return Ok(req.into_response(crate::error::unavailable_page()).map_into_right_body());
         }
         Loaded::Unavailable | Loaded::Nothing => false,
     };
-    if !signed_in && !crate::routes::is_public(req.path()) {
+    if !signed_in && !public {
         let target = match req.query_string() {
             "" => req.path().to_owned(),
             q => format!("{}?{q}", req.path()),
@@ -57,14 +59,15 @@ pub async fn require_session(
     Ok(res.map_into_left_body())
 }
 
-/// For the `/admin` scope: a signed-in user who is not an admin gets a `403` page (their session stays
+/// For the admin routes: a signed-in user who is not an admin gets a `403` page (their session stays
 /// valid). The role comes from the database on every request, so a demotion applies at once.
 pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let is_admin = req.extensions().get::<CurrentUser>().is_some_and(|u| u.role == crate::db::users::Role::Admin);
-    if !is_admin {
+    let admin_route = routing::of(&req).has(|r| r.access == Access::Admin);
+    let is_admin = || req.extensions().get::<CurrentUser>().is_some_and(|u| u.role == crate::db::users::Role::Admin);
+    if admin_route && !is_admin() {
         let page =
             crate::error::error_page(actix_web::http::StatusCode::FORBIDDEN, Some("This page is for administrators."));
         return Ok(req.into_response(page).map_into_right_body());
@@ -84,7 +87,8 @@ pub async fn second_factor_policy(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let policy = state.config.mfa;
-    if !policy.enabled() && crate::routes::is_factor_path(req.path()) {
+    let resolved = routing::of(&req);
+    if !policy.enabled() && resolved.has(|r| r.factor) {
         let page = crate::error::error_page(actix_web::http::StatusCode::NOT_FOUND, None);
         return Ok(req.into_response(page).map_into_right_body());
     }
@@ -93,7 +97,8 @@ pub async fn second_factor_policy(
         live.second_factors_on = policy.enabled();
         policy.requires(live.role) && !live.has_totp && !live.has_passkey
     });
-    if must_add && !crate::routes::reachable_without_factor(req.path()) {
+    let reachable = resolved.is_public() || resolved.has(|r| r.factor || r.without_factor);
+    if must_add && !reachable {
         let res = HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/account/security"))
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -15,6 +15,18 @@ use crate::db::users::Role;
 use crate::db::{self, sessions, Pool};
 use crate::session::CurrentUser;
 use crate::util::now_ms;
+
+/// The methods the `/cloud/…` proxy forwards; any other gets `405` (never `TRACE`, which would
+/// echo the bearer token back).
+pub const FORWARDED_METHODS: &[actix_web::http::Method] = {
+    use actix_web::http::Method;
+    &[Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE]
+};
+
+/// Whether the proxy forwards `method` (the CSRF check leaves the others to the proxy's `405`).
+pub fn forwards(method: &actix_web::http::Method) -> bool {
+    FORWARDED_METHODS.contains(method)
+}
 pub use gateway::{GatewayError, Token};
 
 /// A token is renewed when it has less than this left.

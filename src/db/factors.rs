@@ -12,7 +12,11 @@ use super::DbConn;
 /// it) as used; or off (`None`). 0 rows when there is no such user.
 pub fn set_totp(conn: &mut DbConn, user_id: &str, sealed: Option<&str>, step: Option<i64>) -> QueryResult<usize> {
     diesel::update(users::table.find(user_id))
-        .set((users::totp_secret.eq(sealed), users::totp_last_step.eq(step)))
+        .set((
+            users::totp_secret.eq(sealed),
+            users::totp_last_step.eq(step),
+            users::factor_epoch.eq(users::factor_epoch + 1),
+        ))
         .execute(conn)
 }
 

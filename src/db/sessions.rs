@@ -44,6 +44,8 @@ pub struct NewSession<'a> {
     pub cloud_expires_at: Option<i64>,
     pub auth_method: &'a str,
     pub authenticated_at: i64,
+    /// How it last authenticated: at sign-in, how it signed in.
+    pub authenticated_with: &'a str,
 }
 
 /// What a request reads of its session and user, once per request, so nothing more: no password
@@ -64,6 +66,7 @@ pub struct LiveRow {
     /// New-device notices this session has yet to dismiss (JSON; `None`, the common case, when none).
     pub new_device_notices: Option<String>,
     pub authenticated_at: i64,
+    pub authenticated_with: String,
     /// Whether the user has the authenticator app on, and at least one passkey (for the
     /// second-factor policy, which would otherwise query on every request of such a user).
     pub has_totp: bool,
@@ -93,6 +96,7 @@ macro_rules! live_columns {
             users::disabled,
             sessions::new_device_notices,
             sessions::authenticated_at,
+            sessions::authenticated_with,
             users::totp_secret.is_not_null(),
             diesel::dsl::exists(passkeys::table.filter(passkeys::user_id.eq(users::id))),
         )
@@ -167,10 +171,18 @@ pub fn rotate_token(conn: &mut DbConn, id: &str, user_id: &str, token_hash: &str
     .execute(conn)
 }
 
-/// Records that the session `id` authenticated (or did a sensitive action) at `now`: its
-/// re-authentication window starts again. 0 rows when it has ended.
+/// Records that the session `id` did a sensitive action at `now`: its re-authentication window
+/// starts again, with the same kind of authentication. 0 rows when it has ended.
 pub fn set_authenticated_at(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<usize> {
     diesel::update(sessions::table.find(id)).set(sessions::authenticated_at.eq(now)).execute(conn)
+}
+
+/// Records that the session `id` authenticated at `now` with `method` (a `sessions.auth_method`
+/// value): its re-authentication window starts again. 0 rows when it has ended.
+pub fn set_authenticated(conn: &mut DbConn, id: &str, now: i64, method: &str) -> QueryResult<usize> {
+    diesel::update(sessions::table.find(id))
+        .set((sessions::authenticated_at.eq(now), sessions::authenticated_with.eq(method)))
+        .execute(conn)
 }
 
 pub fn delete_by_token_hash(conn: &mut DbConn, token_hash: &str) -> QueryResult<usize> {

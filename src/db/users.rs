@@ -49,6 +49,8 @@ pub struct User {
     pub totp_secret: Option<String>,
     /// The last time step an app code was accepted for (each code is accepted once).
     pub totp_last_step: Option<i64>,
+    /// Counts the changes of the app (on, off, reset): a set-up form made before one is void.
+    pub factor_epoch: i32,
 }
 
 impl User {

@@ -36,32 +36,18 @@ const REQUEST_HEADERS: &[&str] = &[
 const RESPONSE_HEADERS: &[&str] =
     &["content-type", "cache-control", "etag", "last-modified", "content-language", "retry-after"];
 
-/// The methods forwarded; any other gets `405`.
-pub const ALLOWED_METHODS: &[Method] =
-    &[Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
-
 /// The policy of every `/cloud/…` response (it replaces the dashboard's): no script, style, frame,
 /// form or plugin of the Cloud API's content ever runs on the dashboard's origin.
 pub const SANDBOX_CSP: &str = "sandbox; default-src 'none'";
 
-/// Whether `path` is served by the proxy (so its responses get the sandbox policy).
-pub fn is_cloud_path(path: &str) -> bool {
-    path == "/cloud" || path.starts_with("/cloud/")
-}
-
-/// Whether the proxy forwards `method` (the CSRF check leaves the others to the proxy's `405`).
-pub fn forwards(method: &Method) -> bool {
-    ALLOWED_METHODS.contains(method)
-}
-
-/// Middleware, outside the error pages: every response under `/cloud` — the forwarded answer, and
-/// our own redirects and error pages — carries [`SANDBOX_CSP`] instead of the dashboard's policy,
+/// Middleware, outside the error pages: every response of the proxy's route, whatever the path's
+/// spelling — the forwarded answer, and our own redirects and error pages — carries [`SANDBOX_CSP`] instead of the dashboard's policy,
 /// and `nosniff`, so a browser never treats it as an active document of this origin.
 pub async fn isolate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let cloud = is_cloud_path(req.path());
+    let cloud = crate::routing::of(&req).has(|r| r.cloud);
     let mut res = next.call(req).await?;
     if cloud {
         let headers = res.headers_mut();
@@ -111,7 +97,7 @@ fn climbs(path: &str) -> bool {
 
 fn method_not_allowed() -> HttpResponse {
     let mut page = error_page(StatusCode::METHOD_NOT_ALLOWED, None);
-    let allow = ALLOWED_METHODS.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let allow = crate::cloud::FORWARDED_METHODS.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
     if let Ok(allow) = header::HeaderValue::from_str(&allow) {
         page.headers_mut().insert(header::ALLOW, allow);
     }
@@ -124,7 +110,7 @@ pub async fn proxy(
     mut payload: web::Payload,
     state: State,
 ) -> Result<HttpResponse, AppError> {
-    if !forwards(req.method()) {
+    if !crate::cloud::forwards(req.method()) {
         return Ok(method_not_allowed());
     }
     let pool = &state.pool;

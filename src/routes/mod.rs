@@ -25,46 +25,24 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 
-/// Who may reach a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    /// Outside the session scope altogether: no cookie is read, no session row is touched.
-    Open,
-    /// In the session scope, but anyone may reach it (the sign-in and setup pages).
-    Public,
-    /// A signed-in user.
-    SignedIn,
-    /// A signed-in admin (others get `403`).
-    Admin,
-}
+pub use crate::routing::{Access, RouteSpec, Sensitive};
 
-/// Whether a route is a sensitive action (contract §7): one that needs an authentication within
-/// `DASHBOARD_REAUTH_MAX_AGE`. [`crate::auth::reauth::require_recent`] enforces it for every route
-/// of the table in one place; a sensitive action done restarts the window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Sensitive {
-    No,
-    /// Without a recent authentication: `303` to `/reauth?next=PAGE`, `PAGE` being the page that
-    /// holds the form, and nothing done.
-    Reauth(&'static str),
-    /// Its own form asks for the password (`POST /account/password`): that counts as the
-    /// authentication, so it is never redirected, but doing it restarts the window.
-    ProvesItself,
-}
-
-/// One route of the table.
+/// One route of the table: what the checks need to know of it, and its handler.
 pub struct Route {
-    /// `GET`, `POST`, … or `*` for any method.
-    pub method: &'static str,
-    /// The path pattern, with `{name}` segments.
-    pub path: &'static str,
-    pub access: Access,
-    pub sensitive: Sensitive,
+    pub spec: RouteSpec,
     handler: fn() -> actix_web::Route,
 }
 
+impl std::ops::Deref for Route {
+    type Target = RouteSpec;
+
+    fn deref(&self) -> &RouteSpec {
+        &self.spec
+    }
+}
+
 const fn route(method: &'static str, path: &'static str, access: Access, handler: fn() -> actix_web::Route) -> Route {
-    Route { method, path, access, sensitive: Sensitive::No, handler }
+    Route { spec: RouteSpec::new(method, path, access), handler }
 }
 
 /// A sensitive route whose form is on `page`.
@@ -75,7 +53,23 @@ const fn sensitive(
     page: &'static str,
     handler: fn() -> actix_web::Route,
 ) -> Route {
-    Route { method, path, access, sensitive: Sensitive::Reauth(page), handler }
+    Route { spec: RouteSpec::new(method, path, access).sensitive(page), handler }
+}
+
+impl Route {
+    /// A second-factor route (see [`RouteSpec::factor`]).
+    const fn factor(self) -> Self {
+        Route { spec: self.spec.factor(), handler: self.handler }
+    }
+
+    /// See [`RouteSpec::without_factor`].
+    const fn without_factor(self) -> Self {
+        Route { spec: self.spec.without_factor(), handler: self.handler }
+    }
+
+    const fn cloud(self) -> Self {
+        Route { spec: self.spec.cloud(), handler: self.handler }
+    }
 }
 
 /// Every route of the app. [`configure`] builds the app from it, the guard reads the public paths
@@ -89,20 +83,20 @@ pub static ROUTES: &[Route] = {
         route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
         route("GET", "/login", Public, || web::get().to(login::form)),
         route("POST", "/login", Public, || web::post().to(login::submit)),
-        route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)),
-        route("POST", "/login/passkey/finish", Public, || web::post().to(passkeys::sign_in_finish)),
-        route("GET", "/login/mfa", Public, || web::get().to(mfa::form)),
-        route("POST", "/login/mfa", Public, || web::post().to(mfa::submit)),
-        route("POST", "/login/mfa/passkey/start", Public, || web::post().to(passkeys::second_step_start)),
-        route("POST", "/login/mfa/passkey/finish", Public, || web::post().to(passkeys::second_step_finish)),
+        route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)).factor(),
+        route("POST", "/login/passkey/finish", Public, || web::post().to(passkeys::sign_in_finish)).factor(),
+        route("GET", "/login/mfa", Public, || web::get().to(mfa::form)).factor(),
+        route("POST", "/login/mfa", Public, || web::post().to(mfa::submit)).factor(),
+        route("POST", "/login/mfa/passkey/start", Public, || web::post().to(passkeys::second_step_start)).factor(),
+        route("POST", "/login/mfa/passkey/finish", Public, || web::post().to(passkeys::second_step_finish)).factor(),
         route("GET", "/setup", Public, || web::get().to(setup::form)),
         route("POST", "/setup", Public, || web::post().to(setup::submit)),
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
-        route("POST", "/logout", SignedIn, || web::post().to(logout::submit)),
-        route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)),
-        route("POST", "/reauth", SignedIn, || web::post().to(reauth::submit)),
-        route("POST", "/reauth/passkey/start", SignedIn, || web::post().to(passkeys::reauth_start)),
-        route("POST", "/reauth/passkey/finish", SignedIn, || web::post().to(passkeys::reauth_finish)),
+        route("POST", "/logout", SignedIn, || web::post().to(logout::submit)).without_factor(),
+        route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)).without_factor(),
+        route("POST", "/reauth", SignedIn, || web::post().to(reauth::submit)).without_factor(),
+        route("POST", "/reauth/passkey/start", SignedIn, || web::post().to(passkeys::reauth_start)).without_factor(),
+        route("POST", "/reauth/passkey/finish", SignedIn, || web::post().to(passkeys::reauth_finish)).without_factor(),
         route("GET", "/account/sessions", SignedIn, || web::get().to(account::sessions)),
         sensitive("POST", "/account/sessions/revoke-others", SignedIn, "/account/sessions", || {
             web::post().to(account::revoke_others)
@@ -110,30 +104,39 @@ pub static ROUTES: &[Route] = {
         sensitive("POST", "/account/sessions/{id}/revoke", SignedIn, "/account/sessions", || {
             web::post().to(account::revoke)
         }),
-        route("GET", "/account/security", SignedIn, || web::get().to(security::show)),
-        route("GET", "/account/totp", SignedIn, || web::get().to(security::totp_form)),
-        sensitive("POST", "/account/totp", SignedIn, "/account/totp", || web::post().to(security::totp_enable)),
+        route("GET", "/account/security", SignedIn, || web::get().to(security::show)).factor(),
+        route("GET", "/account/totp", SignedIn, || web::get().to(security::totp_form)).factor(),
+        sensitive("POST", "/account/totp", SignedIn, "/account/totp", || web::post().to(security::totp_enable))
+            .factor(),
         sensitive("POST", "/account/totp/disable", SignedIn, "/account/security", || {
             web::post().to(security::totp_disable)
-        }),
+        })
+        .factor(),
         sensitive("POST", "/account/recovery-codes", SignedIn, "/account/security", || {
             web::post().to(security::new_recovery_codes)
-        }),
+        })
+        .factor(),
         sensitive("POST", "/account/passkeys/{id}/delete", SignedIn, "/account/security", || {
             web::post().to(security::delete_passkey)
-        }),
+        })
+        .factor(),
         route("GET", "/account/password", SignedIn, || web::get().to(account::password_form)),
         Route {
-            sensitive: Sensitive::ProvesItself,
-            ..route("POST", "/account/password", SignedIn, || web::post().to(account::change_password))
+            spec: RouteSpec {
+                sensitive: Sensitive::ProvesItself("/account/password"),
+                ..RouteSpec::new("POST", "/account/password", SignedIn)
+            },
+            handler: || web::post().to(account::change_password),
         },
         sensitive("POST", "/account/passkeys/register/start", SignedIn, "/account/security", || {
             web::post().to(passkeys::register_start)
-        }),
+        })
+        .factor(),
         sensitive("POST", "/account/passkeys/register/finish", SignedIn, "/account/security", || {
             web::post().to(passkeys::register_finish)
-        }),
-        route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)),
+        })
+        .factor(),
+        route("*", "/cloud/{path:.*}", SignedIn, || web::route().to(cloud::proxy)).cloud(),
         route("POST", "/account/notices/dismiss", SignedIn, || web::post().to(account::dismiss_notices)),
         route("GET", "/admin", Admin, || web::get().to(admin::overview::show)),
         route("GET", "/admin/sessions", Admin, || web::get().to(admin::sessions::list)),
@@ -154,63 +157,20 @@ pub static ROUTES: &[Route] = {
             web::post().to(admin::users::reset_mfa)
         }),
         route("GET", "/admin/events", Admin, || web::get().to(admin::events::list)),
+        // Last of the admin routes: any other path under /admin is an admin route too, so a
+        // non-admin learns nothing of which exist (403 for all), and an admin gets 404.
+        route("*", "/admin/{path:.*}", Admin, || web::route().to(not_found)),
     ]
 };
 
-/// The route of the table that `method` and `path` reach, if any (`{name}` matches one segment,
-/// `{name:.*}` the rest).
-pub fn find(method: &str, path: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| (r.method == "*" || r.method == method) && pattern_matches(r.path, path))
+/// The checks' view of the table, for [`crate::routing::Resolver`].
+pub fn specs() -> impl Iterator<Item = &'static RouteSpec> + Clone {
+    ROUTES.iter().map(|r| &r.spec)
 }
 
-fn pattern_matches(pattern: &str, path: &str) -> bool {
-    let (mut want, mut have) = (pattern.split('/'), path.split('/'));
-    loop {
-        match (want.next(), have.next()) {
-            (None, None) => return true,
-            (Some(w), _) if w.starts_with('{') && w.ends_with(":.*}") => return true,
-            (Some(w), Some(h)) if w.starts_with('{') && w.ends_with('}') && !h.is_empty() => {}
-            (Some(w), Some(h)) if w == h => {}
-            _ => return false,
-        }
-    }
-}
-
-/// The second factors' pages and endpoints (by path prefix): with `DASHBOARD_MFA=off` they answer
-/// `404`; a user who must add a factor may still reach them (with [`UNPROTECTED_MAY_REACH`]).
-pub const FACTOR_PATHS: &[&str] = &[
-    "/account/security",
-    "/account/totp",
-    "/account/recovery-codes",
-    "/account/passkeys",
-    "/login/mfa",
-    "/login/passkey",
-];
-
-/// What else a signed-in user whom the policy requires to add a second factor may reach.
-pub const UNPROTECTED_MAY_REACH: &[&str] = &["/logout", "/reauth"];
-
-fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// True for a path of [`FACTOR_PATHS`].
-pub fn is_factor_path(path: &str) -> bool {
-    FACTOR_PATHS.iter().any(|p| under(path, p))
-}
-
-/// True for what a user without a required second factor may reach.
-pub fn reachable_without_factor(path: &str) -> bool {
-    is_factor_path(path) || UNPROTECTED_MAY_REACH.iter().any(|p| under(path, p)) || is_public(path)
-}
-
-/// True for the paths of the session scope anyone may reach.
-pub fn is_public(path: &str) -> bool {
-    ROUTES.iter().any(|r| r.access == Access::Public && r.path == path)
-}
-
-/// Each path of `routes` once (in table order), as a resource with all its methods.
-fn resources<'a>(routes: impl Iterator<Item = &'a Route> + Clone, strip: &str) -> Vec<actix_web::Resource> {
+/// Each path of `routes` once (in table order), as a resource with all its methods, each method's
+/// handler wrapped by [`crate::routing::confirm`] so it runs only as the route its checks saw.
+fn resources(routes: impl Iterator<Item = &'static Route> + Clone) -> Vec<actix_web::Resource> {
     let mut seen: Vec<&str> = Vec::new();
     let mut out = Vec::new();
     for r in routes.clone() {
@@ -218,9 +178,11 @@ fn resources<'a>(routes: impl Iterator<Item = &'a Route> + Clone, strip: &str) -
             continue;
         }
         seen.push(r.path);
-        let mut resource = web::resource(r.path.strip_prefix(strip).unwrap_or(r.path));
+        let mut resource = web::resource(r.path);
         for same in routes.clone().filter(|s| s.path == r.path) {
-            resource = resource.route((same.handler)());
+            let spec: &'static RouteSpec = &same.spec;
+            let confirmed = actix_web::middleware::from_fn(move |req, next| crate::routing::confirm(spec, req, next));
+            resource = resource.route((same.handler)().wrap(confirmed));
         }
         out.push(resource);
     }
@@ -229,21 +191,17 @@ fn resources<'a>(routes: impl Iterator<Item = &'a Route> + Clone, strip: &str) -
 
 /// Routes outside the session scope ([`Access::Open`]).
 pub fn configure_open(cfg: &mut web::ServiceConfig) {
-    for resource in resources(ROUTES.iter().filter(|r| r.access == Access::Open), "") {
+    for resource in resources(ROUTES.iter().filter(|r| r.access == Access::Open)) {
         cfg.service(resource);
     }
 }
 
-/// Routes behind the session middleware and the guard; `/admin/…` also behind the admin check.
+/// Routes behind the session middleware and the checks (the admin check included: it reads the
+/// route's access like every other check).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for resource in resources(ROUTES.iter().filter(|r| matches!(r.access, Access::Public | Access::SignedIn)), "") {
+    for resource in resources(ROUTES.iter().filter(|r| r.access != Access::Open)) {
         cfg.service(resource);
     }
-    let mut admin = web::scope("/admin").wrap(actix_web::middleware::from_fn(crate::auth::guard::require_admin));
-    for resource in resources(ROUTES.iter().filter(|r| r.access == Access::Admin), "/admin") {
-        admin = admin.service(resource);
-    }
-    cfg.service(admin.default_service(web::to(not_found)));
 }
 
 /// For paths no route matches (inside the guard, so only signed-in users get this 404).
@@ -357,23 +315,36 @@ impl Done {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::Method;
+
     use super::*;
+    use crate::routing::{Resolved, Resolver};
+
+    fn find(method: Method, path: &str) -> Option<&'static str> {
+        Resolver::new(specs()).resolve(&method, path).route().map(|r| r.path)
+    }
 
     #[test]
     fn paths_find_their_route_of_the_table() {
-        assert_eq!(find("POST", "/admin/users/bob/role").map(|r| r.path), Some("/admin/users/{name}/role"));
-        assert_eq!(find("POST", "/admin/users").map(|r| r.path), Some("/admin/users"));
-        assert_eq!(find("GET", "/cloud/a/b?c").map(|r| r.path), Some("/cloud/{path:.*}"));
-        assert!(find("POST", "/admin/users//role").is_none());
-        assert!(find("POST", "/admin/users/bob/role/x").is_none());
-        assert!(find("DELETE", "/admin/users").is_none());
+        assert_eq!(find(Method::POST, "/admin/users/bob/role"), Some("/admin/users/{name}/role"));
+        assert_eq!(find(Method::POST, "/admin/users"), Some("/admin/users"));
+        assert_eq!(find(Method::GET, "/cloud/a/b"), Some("/cloud/{path:.*}"));
+        // Unknown admin paths are the admin catch-all's; other unknown paths nobody's.
+        assert_eq!(find(Method::POST, "/admin/users//role"), Some("/admin/{path:.*}"));
+        assert_eq!(find(Method::POST, "/admin/users/bob/role/x"), Some("/admin/{path:.*}"));
+        assert_eq!(find(Method::POST, "/account//sessions"), None);
+        assert_eq!(
+            Resolver::new(specs()).resolve(&Method::DELETE, "/admin/users"),
+            Resolved::OtherMethod { public: false }
+        );
     }
 
     #[test]
     fn every_post_of_an_admin_and_every_account_change_is_sensitive() {
         for r in ROUTES {
             let admin_post = r.access == Access::Admin && r.method == "POST";
-            // Contract §7's list. (Dismissing a new-device notice changes nothing that matters.)
+            // The account changes that need a recent authentication. (Dismissing a new-device
+            // notice changes nothing that matters.)
             let sensitive_account = ["/account/password", "/account/totp", "/account/recovery-codes"]
                 .into_iter()
                 .chain(["/account/passkeys", "/account/sessions/"])
@@ -385,9 +356,21 @@ mod tests {
             if r.method == "GET" {
                 assert_eq!(r.sensitive, Sensitive::No, "{} {}: only actions are sensitive", r.method, r.path);
             }
-            if let Sensitive::Reauth(page) = r.sensitive {
-                assert!(find("GET", page).is_some(), "{} {}: its page {page} is a page", r.method, r.path);
+            if let Sensitive::Reauth(page) | Sensitive::ProvesItself(page) = r.sensitive {
+                assert!(find(Method::GET, page).is_some(), "{} {}: its page {page} is a page", r.method, r.path);
             }
+        }
+    }
+
+    #[test]
+    fn the_second_factor_routes_are_marked() {
+        for r in ROUTES {
+            let factor_page = ["/account/security", "/account/totp", "/account/recovery-codes", "/account/passkeys"]
+                .into_iter()
+                .chain(["/login/mfa", "/login/passkey"])
+                .any(|prefix| r.path == prefix || r.path.starts_with(&format!("{prefix}/")));
+            assert_eq!(r.factor, factor_page, "{} {}", r.method, r.path);
+            assert_eq!(r.cloud, r.path.starts_with("/cloud/"), "{} {}", r.method, r.path);
         }
     }
 }

@@ -5,7 +5,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use diesel::Connection as _;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -16,7 +15,7 @@ use crate::auth::codes;
 use crate::auth::csrf::CsrfToken;
 use crate::auth::{local_next, reauth, CurrentUser};
 use crate::config::PASSWORD_MAX_LENGTH;
-use crate::db::events::{self, NewEvent};
+use crate::db::events::NewEvent;
 use crate::db::{self, factors, users};
 use crate::error::AppError;
 use crate::state::State;
@@ -29,8 +28,10 @@ struct ReauthPage {
     /// Where "Cancel" leads: `next`, a local path checked in Rust.
     cancel: String,
     username: String,
-    /// Ask for an app (or recovery) code.
+    /// Ask for a code: the user has a second factor, so the password alone does not do.
     wants_code: bool,
+    /// The code may be the app's (else only a recovery code).
+    has_app: bool,
     has_passkeys: bool,
 }
 
@@ -63,7 +64,8 @@ async fn page(
             cancel: next.clone(),
             next,
             username,
-            wants_code: factors.totp,
+            wants_code: factors.any(),
+            has_app: factors.totp,
             has_passkeys: factors.passkeys > 0,
         },
     )
@@ -116,34 +118,20 @@ pub async fn submit(
             }
         }
     };
-    // With the app on, a code too: an app code or a recovery code, spent only after a right password.
-    let wants_code = state.config.mfa.enabled() && stored.totp_secret.is_some();
-    let mut method = AuthMethod::Password;
+    // A user with a second factor proves it too: an app code or a recovery code (or a passkey,
+    // through its own ceremony), spent only after a right password. The password alone never
+    // re-authenticates such a user.
+    let wants_code = state.config.mfa.enabled() && (stored.totp_secret.is_some() || user.has_passkey);
     let mut refusal = (!password_ok).then_some("wrong password");
+    let mut recorded = false;
     if password_ok && wants_code {
-        let now = state.now_ms();
-        let proof = codes::check(&state.totp_seal, &stored, &code, now);
-        let spent = match proof.clone() {
-            None => None,
-            Some(proof) => {
-                let (uid, event) = (stored.id.clone(), NewEvent::new("recovery_code_used"));
-                let event = event.user(&user.username).session(&user.session_id).ip(&ip);
-                // Spent, and (for a recovery code) its event, in one transaction.
-                db::run(&state.pool, move |conn| {
-                    Ok(conn.transaction(|conn| {
-                        let spent = codes::spend(conn, &uid, &proof, now)?;
-                        if let Some(left) = spent.and_then(|s| s.recovery_codes_left) {
-                            events::record(conn, &event.detail(codes::left_words(left)))?;
-                        }
-                        diesel::QueryResult::Ok(spent)
-                    })?)
-                })
-                .await?
-            }
-        };
-        match (proof, spent) {
-            (Some(proof), Some(_)) => method = proof.method(),
-            _ => refusal = Some("wrong or used code"),
+        // Spent, and the window restarted, in one transaction.
+        if let Some(proof) = codes::check(&state.totp_seal, &stored, &code, state.now_ms()) {
+            state.reauth_hold.pass().await;
+            recorded = reauth::record_with_code(&state, &user, proof, &ip).await?;
+        }
+        if !recorded {
+            refusal = Some(if code.trim().is_empty() { "no code" } else { "wrong or used code" });
         }
     }
     if let Some(why) = refusal {
@@ -154,6 +142,8 @@ pub async fn submit(
         return page(&state, user, &csrf, StatusCode::UNAUTHORIZED, next, Some(message.into())).await;
     }
     attempts::release(&state, &counters).await?;
-    reauth::record_reauthentication(&state, &user, method).await?;
+    if !recorded {
+        reauth::record_reauthentication(&state, &user, AuthMethod::Password).await?;
+    }
     Ok(see_other(&next))
 }

@@ -86,8 +86,9 @@ struct TotpPage {
     replacing: bool,
 }
 
-/// The set-up page for `secret`, its sealed copy in the form (bound to the user, expiring).
-fn totp_page(
+/// The set-up page for `secret`, its sealed copy in the form (bound to the user and to the app's
+/// state now — its factor epoch — and expiring).
+async fn totp_page(
     state: &State,
     user: CurrentUser,
     csrf: &CsrfToken,
@@ -100,7 +101,12 @@ fn totp_page(
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("cannot build the otpauth URL")))?;
     let qr_svg = totp::qr_svg(&url).ok_or_else(|| AppError::Internal(anyhow::anyhow!("cannot draw the QR code")))?;
     let secret_text = totp::base32(secret);
-    let setup = state.totp_setup_seal.seal(&user.user_id, format!("{expires_at}:{secret_text}").as_bytes());
+    let id = user.user_id.clone();
+    let epoch = db::run(&state.pool, move |conn| Ok(crate::db::users::find_by_id(conn, &id)?))
+        .await?
+        .ok_or(AppError::Unauthenticated)?
+        .factor_epoch;
+    let setup = state.totp_setup_seal.seal(&user.user_id, format!("{epoch}:{expires_at}:{secret_text}").as_bytes());
     let replacing = user.has_totp;
     let mut layout = Layout::new(Some(user), csrf);
     layout.error = error;
@@ -109,7 +115,7 @@ fn totp_page(
 
 pub async fn totp_form(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<HttpResponse, AppError> {
     let expires_at = state.now_ms() + SETUP_LIFETIME_MS;
-    totp_page(&state, user, &csrf, StatusCode::OK, &totp::new_secret(), expires_at, None)
+    totp_page(&state, user, &csrf, StatusCode::OK, &totp::new_secret(), expires_at, None).await
 }
 
 #[derive(Deserialize)]
@@ -120,13 +126,21 @@ pub struct TotpForm {
     setup: String,
 }
 
-/// The secret a set-up form carries, while it has not expired.
-fn open_setup(state: &State, user_id: &str, setup: &str, now: i64) -> Option<(Vec<u8>, i64)> {
+/// What a set-up form carries, while it has not expired.
+struct Setup {
+    secret: Vec<u8>,
+    expires_at: i64,
+    /// The user's factor epoch when it was made.
+    epoch: i32,
+}
+
+fn open_setup(state: &State, user_id: &str, setup: &str, now: i64) -> Option<Setup> {
     let plain = String::from_utf8(state.totp_setup_seal.open(user_id, setup)?).ok()?;
-    let (expires_at, secret) = plain.split_once(':')?;
-    let expires_at: i64 = expires_at.parse().ok()?;
-    let secret = totp::decode_base32(secret)?;
-    (now < expires_at).then_some((secret, expires_at))
+    let mut parts = plain.splitn(3, ':');
+    let epoch: i32 = parts.next()?.parse().ok()?;
+    let expires_at: i64 = parts.next()?.parse().ok()?;
+    let secret = totp::decode_base32(parts.next()?)?;
+    (now < expires_at).then_some(Setup { secret, expires_at, epoch })
 }
 
 #[derive(Template)]
@@ -147,24 +161,35 @@ pub async fn totp_enable(
     state: State,
 ) -> Result<HttpResponse, AppError> {
     let now = state.now_ms();
-    let Some((secret, expires_at)) = open_setup(&state, &user.user_id, &form.setup, now) else {
+    let expired = |state: State, user: CurrentUser, csrf: CsrfToken| async move {
         let message = "That set-up has expired. Here is a new secret: add it to your app again.".to_owned();
         let expires_at = now + SETUP_LIFETIME_MS;
-        return totp_page(&state, user, &csrf, StatusCode::BAD_REQUEST, &totp::new_secret(), expires_at, Some(message));
+        totp_page(&state, user, &csrf, StatusCode::BAD_REQUEST, &totp::new_secret(), expires_at, Some(message)).await
+    };
+    let Some(Setup { secret, expires_at, epoch }) = open_setup(&state, &user.user_id, &form.setup, now) else {
+        return expired(state, user, csrf).await;
     };
     let Some(step) = totp::matching_step(&secret, &form.code, now) else {
         let message = "That code is not right. Check the time on your phone and enter the code the app shows now.";
-        return totp_page(&state, user, &csrf, StatusCode::BAD_REQUEST, &secret, expires_at, Some(message.into()));
+        return totp_page(&state, user, &csrf, StatusCode::BAD_REQUEST, &secret, expires_at, Some(message.into()))
+            .await;
     };
     let sealed = state.totp_seal.seal(&user.user_id, &secret);
     let codes = recovery::generate();
     let hashes = hashes_of(&user.user_id, &codes);
     let (uid, sid, ip) = (user.user_id.clone(), user.session_id.clone(), state.client_ip(&req));
-    let codes_made = db::run(&state.pool, move |conn| {
+    let enabled = db::run(&state.pool, move |conn| {
         let own = Own { user_id: &uid, session_id: &sid, ip: &ip, now };
-        Ok(accounts::enable_totp(conn, &own, &sealed, step, &hashes))
+        Ok(accounts::enable_totp(conn, &own, epoch, &sealed, step, &hashes))
     })
-    .await??;
+    .await?;
+    let codes_made = match enabled {
+        Err(accounts::AccountError::SetupStale) => {
+            tracing::warn!(username = %user.username, session = %user.session_id, "a stale authenticator-app set-up was refused");
+            return expired(state, user, csrf).await;
+        }
+        other => other?,
+    };
     tracing::info!(username = %user.username, session = %user.session_id, codes_made, "authenticator app turned on");
     if !codes_made {
         return Ok(see_other("/account/security?done=totp-enabled"));

@@ -35,12 +35,21 @@ pub struct CurrentUser {
     pub notices: Vec<crate::accounts::NewDeviceNotice>,
     /// When it last authenticated (sign-in, `/reauth`) or did a sensitive action (epoch ms).
     pub authenticated_at: i64,
+    /// How it last authenticated (at sign-in, how it signed in).
+    pub authenticated_with: crate::accounts::AuthMethod,
     /// Whether the user has the authenticator app on, and at least one passkey.
     pub has_totp: bool,
     pub has_passkey: bool,
     /// Whether second factors are on at all (`DASHBOARD_MFA` is not `off`; set by the policy
     /// middleware), for the pages' navigation.
     pub second_factors_on: bool,
+}
+
+impl CurrentUser {
+    /// Whether the user has a second factor (the app or a passkey).
+    pub fn has_second_factor(&self) -> bool {
+        self.has_totp || self.has_passkey
+    }
 }
 
 /// A session about to be written by the accounts service: the token the cookie will carry (only its

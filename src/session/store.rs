@@ -136,6 +136,8 @@ impl SessionStore for DbSessionStore {
             absolute_expires_at: row.absolute_expires_at,
             notices: crate::accounts::parse_notices(row.new_device_notices.as_deref()),
             authenticated_at: row.authenticated_at,
+            authenticated_with: crate::accounts::AuthMethod::parse(&row.authenticated_with)
+                .unwrap_or(crate::accounts::AuthMethod::Password),
             has_totp: row.has_totp,
             has_passkey: row.has_passkey,
             second_factors_on: true,

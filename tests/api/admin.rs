@@ -92,6 +92,7 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         cloud_role: None,
                         cloud_expires_at: None,
                         auth_method: "password",
+                        authenticated_with: "password",
                         authenticated_at: now,
                     },
                 )

@@ -215,6 +215,7 @@ async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
                     cloud_role: None,
                     cloud_expires_at: None,
                     auth_method: "password",
+                    authenticated_with: "password",
                     authenticated_at: past,
                 })
                 .collect();

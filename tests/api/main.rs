@@ -7,6 +7,7 @@ mod soft_authenticator;
 
 mod account;
 mod admin;
+mod authentication;
 mod browser;
 mod browser_mfa;
 mod browser_passkeys;

@@ -86,6 +86,16 @@ pub async fn add_passkey(app: &TestApp, user_id: &str, id: &str, name: &str) {
     .await;
 }
 
+/// Marks every session as last authenticated with `method` (what a `/reauth` with it records).
+pub async fn authenticated_with(app: &TestApp, method: &'static str) {
+    app.with_db(move |c| {
+        diesel::update(dashboard::db::schema::sessions::table)
+            .set(dashboard::db::schema::sessions::authenticated_with.eq(method))
+            .execute(c)
+    })
+    .await;
+}
+
 pub async fn unused_codes(app: &TestApp) -> i64 {
     app.with_db(|c| recovery_codes::table.filter(recovery_codes::used_at.is_null()).count().get_result(c)).await
 }
@@ -158,6 +168,8 @@ async fn a_passkey_of_another_user_cannot_be_removed_and_removing_the_last_can_e
     other.login("alice", PASSWORD).await;
     add_passkey(&app, &alice.id, "pk-a", "Phone").await;
     add_passkey(&app, &bob.id, "pk-b", "Bob's key").await;
+    // Now that she has a passkey, only it proves her: as if she had just confirmed with it.
+    authenticated_with(&app, "passkey").await;
     let res = me.submit("/account/security", "/account/passkeys/pk-b/delete", &[("end_others", "yes")]).await;
     assert_eq!(res.status(), 404);
     let left = || app.with_db(|c| passkeys::table.count().get_result::<i64>(c));
