@@ -34,4 +34,5 @@ mod second_factors;
 mod security;
 mod sessions;
 mod setup;
+mod spelling;
 mod two_step;
