@@ -10,23 +10,26 @@ pub fn last_seen(conn: &mut DbConn, user_id: &str, device: &str, network: &str) 
     known_devices::table.find((user_id, device, network)).select(known_devices::last_seen).first(conn).optional()
 }
 
-/// Notes a sign-in from `device` on `network` at `now`. Called in the sign-in's transaction, which
-/// holds the user's lock: no other sign-in of this user can insert the same row meanwhile.
+/// Notes a sign-in from `device` on `network` at `now`: one upsert (the first sign-in from a pair
+/// inserts it, later ones move its last-seen time), so two sign-ins at once cannot collide.
 pub fn remember(conn: &mut DbConn, user_id: &str, device: &str, network: &str, now: i64) -> QueryResult<()> {
-    let updated = diesel::update(known_devices::table.find((user_id, device, network)))
-        .set(known_devices::last_seen.eq(now))
-        .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(known_devices::table)
-            .values((
-                known_devices::user_id.eq(user_id),
-                known_devices::device.eq(device),
-                known_devices::network.eq(network),
-                known_devices::first_seen.eq(now),
-                known_devices::last_seen.eq(now),
-            ))
-            .execute(conn)?;
-    }
+    let upsert = diesel::insert_into(known_devices::table)
+        .values((
+            known_devices::user_id.eq(user_id),
+            known_devices::device.eq(device),
+            known_devices::network.eq(network),
+            known_devices::first_seen.eq(now),
+            known_devices::last_seen.eq(now),
+        ))
+        .on_conflict((known_devices::user_id, known_devices::device, known_devices::network))
+        .do_update()
+        .set(known_devices::last_seen.eq(now));
+    // Both backends take `ON CONFLICT … DO UPDATE`; diesel's multi-backend connection does not
+    // compose it, so each runs it on its own connection.
+    match conn {
+        DbConn::Postgres(pg) => upsert.execute(pg)?,
+        DbConn::Sqlite(sqlite) => upsert.execute(sqlite)?,
+    };
     Ok(())
 }
 
