@@ -134,7 +134,7 @@ pub struct TestApp {
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = Settings::with_database(&db.url).expect("settings");
     settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.prune_interval = None;
+    settings.sessions.prune_interval = None;
     settings.hash_concurrency = 2;
     settings
 }

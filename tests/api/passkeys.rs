@@ -584,7 +584,7 @@ async fn with_second_factors_off_passkeys_are_off_too(kind: DbKind) {
     app.stop().await;
     let db = app.db.clone();
     drop(app);
-    let (app, _) = passkey_app_on(db, |s| s.mfa = dashboard::config::MfaPolicy::Off).await;
+    let (app, _) = passkey_app_on(db, |s| s.sign_in.mfa = dashboard::config::MfaPolicy::Off).await;
     let me = app.me();
     let page = me.get("/login").await.text().await.unwrap();
     assert!(page.contains("data-unavailable hidden>Sign in with a passkey"), "no passkey button shown");
