@@ -3,7 +3,7 @@
 //! how many people sign in and fail, which is for the operator's network only.
 //!
 //! Every metric is recorded through one function of this module, so each name is written once (the
-//! README's *Metrics* section lists them). Without a metrics listener no recorder is installed and
+//! docs/metrics.md lists them). Without a metrics listener no recorder is installed and
 //! every function here is a no-op; the request middleware then returns before reading a clock.
 //!
 //! Labels are bounded: routes are the route table's patterns (`/account/sessions/{id}/revoke`), never

@@ -1,5 +1,5 @@
 //! One test per applicable row of `shared/reference/security.md` §1 not already covered elsewhere;
-//! each name starts with the row's ID. The README's security section maps every row to its test.
+//! each name starts with the row's ID. docs/security.md maps every row to its test.
 
 use std::time::Duration;
 
