@@ -19,4 +19,6 @@ pub mod session;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod urls;
+pub mod user_agent;
 pub mod util;

@@ -3,7 +3,7 @@
 //! how many people sign in and fail, which is for the operator's network only.
 //!
 //! Every metric is recorded through one function of this module, so each name is written once (the
-//! README's *Metrics* section lists them). Without a metrics listener no recorder is installed and
+//! docs/metrics.md lists them). Without a metrics listener no recorder is installed and
 //! every function here is a no-op; the request middleware then returns before reading a clock.
 //!
 //! Labels are bounded: routes are the route table's patterns (`/account/sessions/{id}/revoke`), never
@@ -22,7 +22,6 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::clock::Clock;
-use crate::db::{self, Pool};
 
 /// The installed recorder's handle; unset when metrics are off.
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -215,21 +214,34 @@ pub fn cloud_token(result: &'static str, took: Duration) {
     histogram!("dashboard_cloud_token_request_duration_seconds").record(took.as_secs_f64());
 }
 
+/// Where a scrape counts the live sessions. Implemented by the database pool (`crate::db`); this
+/// module names no database type, so the database layer can record its errors here without an
+/// import cycle.
+pub trait LiveSessions: Clone + Send + Sync + 'static {
+    /// The sessions live at `now_ms` (one indexed count).
+    fn count_live(&self, now_ms: i64) -> impl std::future::Future<Output = anyhow::Result<i64>> + Send;
+}
+
 /// What the metrics listener needs to answer a scrape.
-struct Scrape {
+struct Scrape<S> {
     handle: PrometheusHandle,
-    pool: Pool,
+    sessions: S,
     clock: Clock,
 }
 
 /// The metrics listener: `GET /metrics` only (anything else `404`), one worker. It does not stop on
 /// signals itself; the application stops it when the main server stops.
-pub fn server(listener: TcpListener, handle: PrometheusHandle, pool: Pool, clock: Clock) -> std::io::Result<Server> {
-    let scrape = web::Data::new(Scrape { handle, pool, clock });
+pub fn server<S: LiveSessions>(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    sessions: S,
+    clock: Clock,
+) -> std::io::Result<Server> {
+    let scrape = web::Data::new(Scrape { handle, sessions, clock });
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(scrape.clone())
-            .route("/metrics", web::get().to(render))
+            .route("/metrics", web::get().to(render::<S>))
             .default_service(web::to(HttpResponse::NotFound))
     })
     .workers(1)
@@ -240,13 +252,13 @@ pub fn server(listener: TcpListener, handle: PrometheusHandle, pool: Pool, clock
 
 /// One scrape: the live sessions are counted now (one indexed count; when the database does not
 /// answer, the gauge keeps its last value and the rest is still served), then everything is rendered.
-async fn render(scrape: web::Data<Scrape>) -> HttpResponse {
+async fn render<S: LiveSessions>(scrape: web::Data<Scrape<S>>) -> HttpResponse {
     // One scrape at a time per process (the recorder is the process's): the gauge a scrape sets is
     // the one it renders, and concurrent scrapers do not each pay for a count.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let now = scrape.clock.now_ms();
-    match db::run(&scrape.pool, move |conn| Ok(db::sessions::count_live(conn, now)?)).await {
+    match scrape.sessions.count_live(now).await {
         Ok(n) => gauge!("dashboard_sessions_live").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count live sessions"),
     }

@@ -88,7 +88,7 @@ impl Application {
         let origin = url::Url::parse(&public_url)
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_else(|_| public_url.clone());
-        let passkeys = PasskeySupport::new(settings.webauthn_rp_id.as_deref(), &public_url)?;
+        let passkeys = PasskeySupport::new(settings.sign_in.webauthn_rp_id.as_deref(), &public_url)?;
         match &passkeys {
             PasskeySupport::On(rp) => tracing::info!(rp_id = rp.rp_id(), "passkeys are on"),
             PasskeySupport::Off(why) => tracing::warn!("{why}"),
@@ -126,9 +126,9 @@ impl Application {
             }
         };
         let timeouts = Timeouts {
-            idle: settings.idle_timeout,
-            absolute: settings.absolute_timeout,
-            max_per_user: settings.max_sessions_per_user,
+            idle: settings.sessions.idle_timeout,
+            absolute: settings.sessions.absolute_timeout,
+            max_per_user: settings.sessions.max_per_user,
         };
         let cookie = SessionCookie::new(Key::from(&key_bytes), secure);
         let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, clock.clone())?;
@@ -137,13 +137,13 @@ impl Application {
             hasher,
             config: Config {
                 trusted_proxies: settings.trusted_proxies.clone(),
-                password_min_length: settings.password_min_length,
-                idle_timeout_text: humantime::format_duration(settings.idle_timeout).to_string(),
-                login_max_failures: settings.login_max_failures,
-                login_lockout: settings.login_lockout,
+                password_min_length: settings.sign_in.password_min_length,
+                idle_timeout_text: humantime::format_duration(settings.sessions.idle_timeout).to_string(),
+                login_max_failures: settings.sign_in.max_failures,
+                login_lockout: settings.sign_in.lockout,
                 timeouts,
-                mfa: settings.mfa,
-                reauth_max_age: settings.reauth_max_age,
+                mfa: settings.sign_in.mfa,
+                reauth_max_age: settings.sign_in.reauth_max_age,
             },
             csrf: CsrfConfig::new(&key_bytes, secure, origin),
             cookie,
@@ -157,7 +157,7 @@ impl Application {
         });
         let app_state = state.clone();
         let resolver = web::Data::new(crate::routing::Resolver::new(routes::specs()));
-        let idle_timeout = settings.idle_timeout;
+        let idle_timeout = settings.sessions.idle_timeout;
 
         let server = HttpServer::new(move || {
             // Built per worker from shared parts: the key is the same in every worker.
@@ -221,12 +221,13 @@ impl Application {
         .shutdown_timeout(5)
         .run();
 
-        let retention = pruner::Retention { events: settings.event_retention, throttle_window: settings.login_lockout };
+        let retention =
+            pruner::Retention { events: settings.event_retention, throttle_window: settings.sign_in.lockout };
         Ok(Self {
             port: addr.port(),
             server,
             state: app_state,
-            prune_interval: settings.prune_interval,
+            prune_interval: settings.sessions.prune_interval,
             retention,
             public_url,
             setup_url,

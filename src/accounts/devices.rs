@@ -12,7 +12,7 @@ use crate::db::events::{self, NewEvent};
 use crate::db::sessions::{self, OtherSession};
 use crate::db::users::User;
 use crate::db::{devices, DbConn};
-use crate::routes::views::device_summary;
+use crate::user_agent::device_summary;
 
 /// How long a device and network stay known after a sign-in from them: 90 days.
 pub const KNOWN_FOR_MS: i64 = 90 * 24 * 3_600_000;
@@ -38,7 +38,7 @@ impl NewDeviceNotice {
     /// Where its "end that session" button posts (built here: every page's layout shows notices, and
     /// the `url_part` filter is not in scope of every page's template).
     pub fn end_action(&self) -> String {
-        crate::routes::filters::path(&["account", "sessions", &self.session, "revoke"])
+        crate::urls::path(&["account", "sessions", &self.session, "revoke"])
     }
 }
 

@@ -95,9 +95,7 @@ pub enum CloudStatus {
 impl CloudAccess {
     /// `None` when `DASHBOARD_CLOUD_SECRET_ID` is unset (cloud access disabled).
     pub async fn from_settings(settings: &Settings, master_key: &[u8]) -> anyhow::Result<Option<Self>> {
-        let (Some(secret_id), Some(token_url), Some(api_url)) =
-            (&settings.cloud_secret_id, &settings.cloud_token_url, &settings.cloud_api_url)
-        else {
+        let Some(cloud) = &settings.cloud else {
             return Ok(None);
         };
         let http = reqwest::Client::builder()
@@ -107,11 +105,11 @@ impl CloudAccess {
             .user_agent("dashboard")
             .build()?;
         Ok(Some(Self {
-            secrets: secrets::SecretSource::new(secret_id.clone()).await,
+            secrets: secrets::SecretSource::new(cloud.secret_id.clone()).await,
             http,
-            token_url: token_url.clone(),
-            api_url: api_url.clone(),
-            required: settings.cloud_required,
+            token_url: cloud.token_url.clone(),
+            api_url: cloud.api_url.clone(),
+            required: cloud.required,
             sealer: crate::seal::Sealer::new(master_key, b"dashboard cloud token v1"),
             backoff: Mutex::new(Backoff::default()),
         }))
@@ -206,9 +204,12 @@ mod tests {
 
     async fn access() -> CloudAccess {
         let mut settings = Settings::with_database("unused.db").unwrap();
-        settings.cloud_secret_id = Some("s".into());
-        settings.cloud_token_url = Some("http://127.0.0.1:9/token".parse().unwrap());
-        settings.cloud_api_url = Some("http://127.0.0.1:9/api".parse().unwrap());
+        settings.cloud = Some(crate::config::CloudSettings {
+            secret_id: "s".into(),
+            token_url: "http://127.0.0.1:9/token".parse().unwrap(),
+            api_url: "http://127.0.0.1:9/api".parse().unwrap(),
+            required: false,
+        });
         CloudAccess::from_settings(&settings, &[3u8; 64]).await.unwrap().unwrap()
     }
 

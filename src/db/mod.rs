@@ -49,14 +49,40 @@ macro_rules! on_backend {
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
-/// The connection pool shared by the server, the pruner and the commands.
-pub type Pool = r2d2::Pool<Manager>;
+/// The connection pool shared by the server, the pruner and the commands, with what it knows of its
+/// database's health (kept here, not in process globals, so two apps in one process — tests — never
+/// share an outage or a limit). Dereferences to the r2d2 pool (`pool.get()`).
+#[derive(Clone)]
+pub struct Pool {
+    connections: r2d2::Pool<Manager>,
+    health: std::sync::Arc<Health>,
+}
+
+impl std::ops::Deref for Pool {
+    type Target = r2d2::Pool<Manager>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.connections
+    }
+}
 
 /// Opens connections of the configured kind. (diesel's own manager would try PostgreSQL and then
 /// fall back to SQLite for any string, turning a mistyped PostgreSQL URL into a stray file.)
 #[derive(Debug)]
 pub struct Manager {
     database: DatabaseUrl,
+}
+
+impl Manager {
+    fn new(database: &DatabaseUrl) -> Self {
+        Self { database: database.clone() }
+    }
+}
+
+/// The health of `pool`'s database: where a caller that reaches the database without the pool (the
+/// session lookup threads) reports outages, so one outage is one warning whoever met it.
+pub fn health(pool: &Pool) -> std::sync::Arc<Health> {
+    pool.health.clone()
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -107,7 +133,7 @@ fn explain_sqlite_open_error(path: &str, e: diesel::ConnectionError) -> diesel::
 /// One connection, without a pool: for commands, which run one thing and exit. (A pool's background
 /// threads may still be inside libpq when the process exits, and crash it there.)
 pub fn connect_one(database: &DatabaseUrl) -> anyhow::Result<DbConn> {
-    r2d2::ManageConnection::connect(&Manager { database: database.clone() }).map_err(|e| match database.backend {
+    r2d2::ManageConnection::connect(&Manager::new(database)).map_err(|e| match database.backend {
         Backend::Sqlite => anyhow::anyhow!("{e}"),
         Backend::Postgres => anyhow::anyhow!("cannot connect to the database: {e}"),
     })
@@ -121,12 +147,12 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
         Backend::Sqlite => 8,
         Backend::Postgres => 16,
     };
-    let manager = Manager { database: database.clone() };
+    let manager = Manager::new(database);
     if database.backend == Backend::Sqlite {
         let mut conn = r2d2::ManageConnection::connect(&manager).map_err(|e| anyhow::anyhow!("{e}"))?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")?;
     }
-    let pool = r2d2::Pool::builder()
+    let connections = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
         // A broken connection shows as a query error (and `has_broken`); pinging on every checkout
@@ -137,7 +163,7 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
         .connection_timeout(Duration::from_secs(3))
         .build(manager)
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
-    Ok(pool)
+    Ok(Pool { connections, health: std::sync::Arc::new(Health::new()) })
 }
 
 /// Applies pending migrations; returns how many were applied. On PostgreSQL an advisory lock makes
@@ -170,31 +196,47 @@ pub fn revert_all(conn: &mut DbConn) -> anyhow::Result<usize> {
 #[error("the database is unavailable: {0}")]
 pub struct Unavailable(pub String);
 
-/// Whether the database is known to be unreachable right now: one warning when an outage starts,
-/// one line when it ends, not one per request.
-static DATABASE_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How many database calls of one pool may be on the blocking pool at once. Without a bound, a burst
+/// of requests parks dozens of threads on the connection pool's lock; with it they wait as cheap
+/// async tasks.
+const CALLS_IN_FLIGHT: usize = 8;
 
-/// Notes that the database did not answer; returns the error for the request.
-pub fn note_unavailable(cause: impl std::fmt::Display) -> Unavailable {
-    crate::metrics::database_error("unavailable");
-    if !DATABASE_DOWN.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(error = %cause, "the database is unavailable; answering 503 until it is back");
-    }
-    Unavailable(cause.to_string())
+/// Whether a pool's database is known to be unreachable right now (one warning when an outage
+/// starts, one line when it ends, not one per request), and the bound on its calls in flight.
+#[derive(Debug)]
+pub struct Health {
+    down: std::sync::atomic::AtomicBool,
+    calls: tokio::sync::Semaphore,
 }
 
-/// Notes that the database answered (cheap: one atomic load when nothing changed).
-pub fn note_available() {
-    if DATABASE_DOWN.load(std::sync::atomic::Ordering::Relaxed)
-        && DATABASE_DOWN.swap(false, std::sync::atomic::Ordering::Relaxed)
-    {
-        tracing::info!("the database is available again");
+impl Health {
+    fn new() -> Self {
+        Self { down: std::sync::atomic::AtomicBool::new(false), calls: tokio::sync::Semaphore::new(CALLS_IN_FLIGHT) }
+    }
+
+    /// Notes that the database did not answer; returns the error for the request.
+    pub fn unavailable(&self, cause: impl std::fmt::Display) -> Unavailable {
+        crate::metrics::database_error("unavailable");
+        if !self.down.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(error = %cause, "the database is unavailable; answering 503 until it is back");
+        }
+        Unavailable(cause.to_string())
+    }
+
+    /// Notes that the database answered (cheap: one atomic load when nothing changed).
+    pub fn available(&self) {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed)
+            && self.down.swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::info!("the database is available again");
+        }
+    }
+
+    /// Whether an outage is being reported now.
+    pub fn is_down(&self) -> bool {
+        self.down.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
-
-/// How many database calls may be on the blocking pool at once. Without a bound, a burst of requests
-/// parks dozens of threads on the connection pool's lock; with it they wait as cheap async tasks.
-static DB_CALLS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
 /// Runs `f` with a pooled connection on the blocking thread pool, so neither the checkout nor the
 /// query ever blocks an async worker.
@@ -203,17 +245,17 @@ where
     F: FnOnce(&mut DbConn) -> anyhow::Result<T> + Send + 'static,
     T: Send + 'static,
 {
-    let _permit = DB_CALLS.acquire().await?;
-    let pool = pool.clone();
+    let _permit = pool.health.calls.acquire().await?;
+    let (pool, health) = (pool.connections.clone(), pool.health.clone());
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get().map_err(|e| anyhow::Error::new(note_unavailable(format!("no connection: {e}"))))?;
+        let mut conn = pool.get().map_err(|e| anyhow::Error::new(health.unavailable(format!("no connection: {e}"))))?;
         match f(&mut conn) {
             Ok(v) => {
-                note_available();
+                health.available();
                 Ok(v)
             }
             // A connection that broke during the call means the database went away.
-            Err(e) if conn.is_broken() => Err(anyhow::Error::new(note_unavailable(format!("{e:#}")))),
+            Err(e) if conn.is_broken() => Err(anyhow::Error::new(health.unavailable(format!("{e:#}")))),
             Err(e) => {
                 if e.downcast_ref::<diesel::result::Error>().is_some() {
                     crate::metrics::database_error("query");
@@ -224,6 +266,12 @@ where
     })
     .await
     .map_err(|e| anyhow::anyhow!("database task failed: {e}"))?
+}
+
+impl crate::metrics::LiveSessions for Pool {
+    async fn count_live(&self, now_ms: i64) -> anyhow::Result<i64> {
+        run(self, move |conn| Ok(sessions::count_live(conn, now_ms)?)).await
+    }
 }
 
 /// `result`, with a unique violation (a name or key that is taken) turned into `taken()`.
@@ -263,5 +311,31 @@ pub fn portable_sql(conn: &DbConn, sql: &str) -> String {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two apps in one process (as in the test binary) each have their pool: an outage one of them
+    /// meets, and its calls in flight, are not the other's.
+    #[test]
+    fn each_pool_keeps_its_own_health_and_call_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| {
+            let url = dir.path().join(name).to_string_lossy().into_owned();
+            connect(&DatabaseUrl::parse(&url).unwrap()).unwrap()
+        };
+        let (a, b) = (open("a.db"), open("b.db"));
+        let _ = health(&a).unavailable("gone");
+        assert!(health(&a).is_down());
+        assert!(!health(&b).is_down(), "another pool's outage is not this one's");
+        let a_health = health(&a);
+        let held = a_health.calls.try_acquire_many(CALLS_IN_FLIGHT as u32).unwrap();
+        assert_eq!(health(&b).calls.available_permits(), CALLS_IN_FLIGHT, "another pool's calls are not counted here");
+        drop(held);
+        health(&a).available();
+        assert!(!health(&a).is_down());
     }
 }

@@ -42,6 +42,8 @@ struct Job {
 #[derive(Clone)]
 pub struct SessionLookup {
     jobs: mpsc::Sender<Job>,
+    /// The pool's record of the database's health, where failed lookups are reported.
+    health: Arc<db::Health>,
 }
 
 impl SessionLookup {
@@ -51,7 +53,7 @@ impl SessionLookup {
     /// PostgreSQL: two, taking batches from one queue in turn, so one batch is being gathered and
     /// sent while the other waits for its round trip (with one, a profile showed the CPUs idle 6 % of
     /// the time under load, waiting on round trips).
-    pub fn start(database: &DatabaseUrl) -> std::io::Result<Self> {
+    pub fn start(database: &DatabaseUrl, health: Arc<db::Health>) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         let queue = Arc::new(Mutex::new(queue));
         let threads = match database.backend {
@@ -62,7 +64,7 @@ impl SessionLookup {
             let (queue, database) = (queue.clone(), database.clone());
             std::thread::Builder::new().name("session-lookup".into()).spawn(move || serve(&queue, &database))?;
         }
-        Ok(Self { jobs })
+        Ok(Self { jobs, health })
     }
 
     /// The live or expired session a token hash names, with its user's name, role and status;
@@ -75,8 +77,8 @@ impl SessionLookup {
         let found = answer
             .await
             .map_err(|_| anyhow::anyhow!("the session lookup thread has stopped"))?
-            .map_err(|e| anyhow::Error::new(db::note_unavailable(format!("session lookup failed: {e}"))))?;
-        db::note_available();
+            .map_err(|e| anyhow::Error::new(self.health.unavailable(format!("session lookup failed: {e}"))))?;
+        self.health.available();
         Ok(found)
     }
 }

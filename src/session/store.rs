@@ -61,16 +61,17 @@ pub struct DbSessionStore {
 impl DbSessionStore {
     /// A store on `pool`, with its own lookup thread on `database` (the pool's database).
     pub fn new(pool: Pool, database: &DatabaseUrl, timeouts: Timeouts, clock: Clock) -> std::io::Result<Self> {
-        Ok(Self { pool, lookup: SessionLookup::start(database)?, timeouts, clock })
+        let lookup = SessionLookup::start(database, db::health(&pool))?;
+        Ok(Self { pool, lookup, timeouts, clock })
     }
 }
 
 /// The session could not be read or kept: the request goes on as anonymous, marked so that the guard
 /// answers `503` (not a bare `500` from the session middleware, and not a redirect to sign in).
-fn unavailable(cause: anyhow::Error) -> Option<HashMap<String, String>> {
+fn unavailable(pool: &Pool, cause: anyhow::Error) -> Option<HashMap<String, String>> {
     if !cause.is::<db::Unavailable>() {
         // A failed query on a live connection (a missing table, a corrupt file): still no session.
-        db::note_unavailable(format!("{cause:#}"));
+        db::health(pool).unavailable(format!("{cause:#}"));
     }
     context::set_loaded(Loaded::Unavailable);
     None
@@ -85,7 +86,7 @@ impl SessionStore for DbSessionStore {
         // The read goes to the lookup thread; the rare writes (expired row, due refresh) to the pool.
         let found = match self.lookup.find(token_hash).await {
             Ok(found) => found,
-            Err(e) => return Ok(unavailable(e)),
+            Err(e) => return Ok(unavailable(&self.pool, e)),
         };
         let Some(row) = found else {
             context::set_loaded(Loaded::Ended);
@@ -104,7 +105,7 @@ impl SessionStore for DbSessionStore {
             })
             .await;
             if let Err(e) = deleted {
-                return Ok(unavailable(e));
+                return Ok(unavailable(&self.pool, e));
             }
             context::set_loaded(Loaded::Ended);
             return Ok(None);
@@ -117,7 +118,7 @@ impl SessionStore for DbSessionStore {
             let refreshed = match db::run(&self.pool, move |conn| Ok(sessions::refresh(conn, &id, now, wanted)?)).await
             {
                 Ok(n) => n,
-                Err(e) => return Ok(unavailable(e)),
+                Err(e) => return Ok(unavailable(&self.pool, e)),
             };
             if refreshed == 0 {
                 context::set_loaded(Loaded::Ended); // ended while we were looking at it

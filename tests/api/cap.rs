@@ -26,7 +26,7 @@ async fn alice_session_ids(app: &TestApp) -> Vec<String> {
 }
 
 async fn a_sign_in_beyond_the_cap_ends_the_least_recently_used_session(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.max_sessions_per_user = 2).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sessions.max_per_user = 2).await;
     app.create_user("alice", Role::User).await;
     let (a, b, c) = (app.browser(), app.browser(), app.browser());
     a.login("alice", PASSWORD).await;
@@ -74,8 +74,8 @@ async fn parallel_sign_ins_of_one_user_never_exceed_the_cap(kind: DbKind) {
     // The attempt reservation lets at most `login_max_failures` sign-ins of one name be checked at
     // once: raised, so that all of them reach the sign-in transaction.
     let app = spawn_app_with(TestDb::new(kind), |s| {
-        s.max_sessions_per_user = 2;
-        s.login_max_failures = 50;
+        s.sessions.max_per_user = 2;
+        s.sign_in.max_failures = 50;
     })
     .await;
     let alice = app.create_user("alice", Role::User).await;

@@ -114,10 +114,12 @@ async fn cloud_app(kind: DbKind, required: bool, client_secret: &str) -> Cloud {
     put_secret(&secret, "dashboard-client", client_secret).await;
     let (token_url, api_url) = (format!("{}/oauth2/token", gateway.uri()), format!("{}/v1", api.uri()));
     let app = spawn_app_with(TestDb::new(kind), move |s| {
-        s.cloud_secret_id = Some(secret);
-        s.cloud_token_url = Some(token_url.parse().unwrap());
-        s.cloud_api_url = Some(api_url.parse().unwrap());
-        s.cloud_required = required;
+        s.cloud = Some(dashboard::config::CloudSettings {
+            secret_id: secret,
+            token_url: token_url.parse().unwrap(),
+            api_url: api_url.parse().unwrap(),
+            required,
+        });
     })
     .await;
     app.create_user("ada", Role::Admin).await;

@@ -23,7 +23,7 @@ async fn idle_expiry(app: &TestApp) -> i64 {
 }
 
 async fn the_idle_timeout_slides_with_activity_and_expires_without_it(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.idle_timeout = Duration::from_secs(2 * 3600)).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sessions.idle_timeout = Duration::from_secs(2 * 3600)).await;
     app.create_user("alice", Role::User).await;
     app.login("alice", PASSWORD).await;
 
@@ -44,8 +44,8 @@ async fn the_idle_timeout_slides_with_activity_and_expires_without_it(kind: DbKi
 
 async fn the_absolute_timeout_ends_an_active_session(kind: DbKind) {
     let app = spawn_app_with(TestDb::new(kind), |s| {
-        s.idle_timeout = Duration::from_secs(3600);
-        s.absolute_timeout = Some(Duration::from_secs(90 * 60));
+        s.sessions.idle_timeout = Duration::from_secs(3600);
+        s.sessions.absolute_timeout = Some(Duration::from_secs(90 * 60));
     })
     .await;
     app.create_user("alice", Role::User).await;
@@ -141,7 +141,7 @@ async fn signing_in_deletes_the_users_expired_sessions(kind: DbKind) {
 }
 
 async fn the_pruner_deletes_expired_sessions_and_only_those(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.prune_interval = Some(Duration::from_millis(300))).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sessions.prune_interval = Some(Duration::from_millis(300))).await;
     app.create_user("alice", Role::User).await;
     let (a, b, live) = (app.browser(), app.browser(), app.browser());
     a.login("alice", PASSWORD).await;

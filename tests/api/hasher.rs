@@ -73,8 +73,9 @@ async fn a_full_hashing_queue_answers_a_quick_503_and_another_address_still_sign
 
     // Another address is queued, not refused, and signs in once the threads are free.
     let signing_in = tokio::spawn(async move { other.login("alice", PASSWORD).await.status() });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while app.hasher.waiting() < share + 1 {
-        tokio::task::yield_now().await;
+        assert!(std::time::Instant::now() < deadline, "the other address's sign-in never joined the queue");
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     drop(held);

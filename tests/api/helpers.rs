@@ -134,7 +134,7 @@ pub struct TestApp {
 pub fn test_settings(db: &TestDb) -> Settings {
     let mut settings = Settings::with_database(&db.url).expect("settings");
     settings.listen = "127.0.0.1:0".parse().unwrap();
-    settings.prune_interval = None;
+    settings.sessions.prune_interval = None;
     settings.hash_concurrency = 2;
     settings
 }
@@ -253,6 +253,19 @@ impl TestApp {
     /// This app's default browser.
     pub fn me(&self) -> Browser {
         Browser { client: self.client.clone(), jar: self.jar.clone(), address: self.address.clone() }
+    }
+
+    /// The raw session token a session cookie carries: the cookie is encrypted with the server key
+    /// (actix-session's private cookie), so this opens it with the key the app keeps in its database.
+    pub fn session_token(&self, cookie_value: &str) -> String {
+        use actix_web::cookie::{Cookie, CookieJar, Key};
+        let key = dashboard::startup::load_or_create_key(None, &self.pool).expect("the server key");
+        let mut jar = CookieJar::new();
+        // actix-web percent-encodes cookie values when it writes them.
+        let value = percent_encoding::percent_decode_str(cookie_value).decode_utf8().expect("UTF-8").into_owned();
+        jar.add_original(Cookie::new("dashboard_session", value));
+        let opened = jar.private(&Key::from(&key)).get("dashboard_session").expect("the cookie opens with the key");
+        opened.value().to_owned()
     }
 
     pub async fn create_user(&self, name: &str, role: users::Role) -> users::User {

@@ -48,7 +48,7 @@ async fn forty_parallel_sign_ins_for_one_name_check_at_most_the_limit(kind: DbKi
 }
 
 async fn parallel_guesses_from_one_address_are_capped_by_the_username_limit(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 3).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 3).await;
     app.create_user("alice", Role::User).await;
     let before = app.hasher.verifications();
     let statuses = burst(&app, &["wrong wrong wrong wrong"; 24]).await;
@@ -85,7 +85,7 @@ async fn the_current_password_counts_against_the_same_lock(kind: DbKind) {
 /// Both counters are reserved by one statement; when the address is refused, what it reserved on the
 /// username is given back, so a locked address cannot be used to lock other people's names.
 async fn an_attempt_the_address_refuses_counts_nowhere(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 1).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 1).await;
     app.create_user("alice", Role::User).await;
     for i in 0..10 {
         assert_eq!(app.browser().login(&format!("user{i}"), "wrong wrong wrong wrong").await.status(), 401);

@@ -74,7 +74,7 @@ async fn scrape(app: &TestApp) -> Scrape {
 async fn spawn_with_metrics(kind: DbKind) -> TestApp {
     spawn_app_with(TestDb::new(kind), |s| {
         s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-        s.login_max_failures = 2;
+        s.sign_in.max_failures = 2;
     })
     .await
 }

@@ -22,7 +22,7 @@ both_databases!(
 );
 
 fn policy(p: MfaPolicy) -> impl FnOnce(&mut dashboard::config::Settings) {
-    move |s| s.mfa = p
+    move |s| s.sign_in.mfa = p
 }
 
 async fn admins_without_a_factor_are_sent_to_the_security_page_until_they_add_one(kind: DbKind) {

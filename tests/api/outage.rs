@@ -140,6 +140,7 @@ async fn while_the_database_is_gone_pages_are_503_and_sign_in_shows_its_form(kin
         if status == 200 || started.elapsed() > Duration::from_secs(10) {
             break status;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(ready, 200);
     assert_eq!(app.browser().login("alice", PASSWORD).await.status(), 303, "sign-in works again");

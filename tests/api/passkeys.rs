@@ -491,14 +491,17 @@ async fn a_passkey_used_meanwhile_or_deleted_signs_nobody_in(kind: DbKind) {
         }
     };
     let stale = attempt(format!("{} ", row.credential));
-    let refused = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &stale).is_err())).await;
-    assert!(refused);
+    let outcome = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &stale).map(|_| ()))).await;
+    assert!(matches!(outcome, Err(dashboard::accounts::AccountError::Changed)), "a changed passkey: {outcome:?}");
     assert_eq!(app.session_rows().await, 0);
     let id = row.id.clone();
     app.with_db(move |c| diesel::delete(passkeys::table.find(id)).execute(c)).await;
     let current = attempt(row.credential.clone());
-    let refused = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &current).is_err())).await;
-    assert!(refused, "a deleted passkey signs nobody in");
+    let outcome = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &current).map(|_| ()))).await;
+    assert!(
+        matches!(outcome, Err(dashboard::accounts::AccountError::Changed)),
+        "a deleted passkey signs nobody in: {outcome:?}"
+    );
     assert_eq!(app.session_rows().await, 0);
     // Over HTTP, a deleted passkey is an unknown credential.
     let b = app.browser();
@@ -584,7 +587,7 @@ async fn with_second_factors_off_passkeys_are_off_too(kind: DbKind) {
     app.stop().await;
     let db = app.db.clone();
     drop(app);
-    let (app, _) = passkey_app_on(db, |s| s.mfa = dashboard::config::MfaPolicy::Off).await;
+    let (app, _) = passkey_app_on(db, |s| s.sign_in.mfa = dashboard::config::MfaPolicy::Off).await;
     let me = app.me();
     let page = me.get("/login").await.text().await.unwrap();
     assert!(page.contains("data-unavailable hidden>Sign in with a passkey"), "no passkey button shown");

@@ -86,7 +86,7 @@ async fn the_password_at_reauth_opens_the_window_and_leads_back_to_the_form(kind
 }
 
 async fn reauth_failures_count_towards_the_same_lock_as_sign_in(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 3).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 3).await;
     app.create_user("alice", Role::User).await;
     let me = app.me();
     me.login("alice", PASSWORD).await;

@@ -1,5 +1,5 @@
 //! One test per applicable row of `shared/reference/security.md` §1 not already covered elsewhere;
-//! each name starts with the row's ID. The README's security section maps every row to its test.
+//! each name starts with the row's ID. docs/security.md maps every row to its test.
 
 use std::time::Duration;
 
@@ -90,7 +90,7 @@ async fn a04_common_passwords_are_refused_with_the_reason(kind: DbKind) {
 }
 
 async fn a06_repeated_failures_lock_the_username_with_429_whatever_the_forwarded_for(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 3).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 3).await;
     app.create_user("alice", Role::User).await;
     for i in 0..3 {
         let browser = app.browser();
@@ -122,7 +122,7 @@ async fn a06_repeated_failures_lock_the_username_with_429_whatever_the_forwarded
 
 async fn a06_one_address_spraying_many_names_is_locked(kind: DbKind) {
     // Per-IP ceiling: 10 × DASHBOARD_LOGIN_MAX_FAILURES failures from one address.
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 1).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 1).await;
     app.create_user("alice", Role::User).await;
     for i in 0..10 {
         let res = app.browser().login(&format!("user{i}"), "Summer2026!Summer2026!").await;
@@ -135,7 +135,7 @@ async fn a06_one_address_spraying_many_names_is_locked(kind: DbKind) {
 async fn a06_a_trusted_proxy_forwards_the_client_address(kind: DbKind) {
     let app = spawn_app_with(TestDb::new(kind), |s| {
         s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
-        s.login_max_failures = 2;
+        s.sign_in.max_failures = 2;
     })
     .await;
     app.create_user("alice", Role::User).await;
@@ -157,8 +157,8 @@ async fn a06_a_trusted_proxy_forwards_the_client_address(kind: DbKind) {
 
 async fn a07_the_lockout_ends_and_a_success_resets_the_count(kind: DbKind) {
     let app = spawn_app_with(TestDb::new(kind), |s| {
-        s.login_max_failures = 2;
-        s.login_lockout = Duration::from_secs(15 * 60);
+        s.sign_in.max_failures = 2;
+        s.sign_in.lockout = Duration::from_secs(15 * 60);
     })
     .await;
     app.create_user("alice", Role::User).await;
@@ -197,7 +197,7 @@ async fn a08_unknown_user_and_wrong_password_answer_identically(kind: DbKind) {
 }
 
 async fn a09_an_unknown_user_costs_one_argon2_verification(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 2).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 2).await;
     app.create_user("alice", Role::User).await;
     let count = || app.hasher.verifications();
     let before = count();

@@ -190,7 +190,7 @@ async fn csrf_of(b: &Browser, page: &str) -> String {
 
 async fn every_spelling_of_every_route_gets_the_plain_answer_or_nothing_and_changes_nothing(kind: DbKind) {
     // Admins must have a second factor: one has the app, the other is held by the policy.
-    let app = spawn_app_with(TestDb::new(kind), |s| s.mfa = MfaPolicy::RequiredForAdmins).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.mfa = MfaPolicy::RequiredForAdmins).await;
     app.create_user("root", Role::Admin).await;
     app.create_user("held", Role::Admin).await;
     app.create_user("alice", Role::User).await;
@@ -248,7 +248,7 @@ async fn every_spelling_of_every_route_gets_the_plain_answer_or_nothing_and_chan
 }
 
 async fn with_second_factors_off_no_spelling_reaches_a_factor_route(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.mfa = MfaPolicy::Off).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.mfa = MfaPolicy::Off).await;
     app.create_user("alice", Role::User).await;
     let me = app.browser();
     me.login("alice", PASSWORD).await;

@@ -165,7 +165,7 @@ async fn recovery_codes_sign_in_once_and_say_how_many_are_left(kind: DbKind) {
 }
 
 async fn wrong_codes_count_on_the_same_lock_as_passwords_and_the_lock_ends_the_pending_step(kind: DbKind) {
-    let app = spawn_app_with(TestDb::new(kind), |s| s.login_max_failures = 3).await;
+    let app = spawn_app_with(TestDb::new(kind), |s| s.sign_in.max_failures = 3).await;
     let (secret, _) = alice_with_the_app(&app).await;
     let me = app.me();
     assert_eq!(me.login("alice", "a wrong password here").await.status(), 401);
@@ -241,7 +241,7 @@ async fn with_the_policy_off_the_password_is_enough_and_the_pages_are_gone(kind:
     let on = spawn_app_with(db.clone(), |_| {}).await;
     alice_with_the_app(&on).await;
     on.stop().await;
-    let app = spawn_app_with(db, |s| s.mfa = dashboard::config::MfaPolicy::Off).await;
+    let app = spawn_app_with(db, |s| s.sign_in.mfa = dashboard::config::MfaPolicy::Off).await;
     let me = app.me();
     assert_eq!(location(&me.login("alice", PASSWORD).await), "/", "no second step");
     for page in ["/account/security", "/account/totp", "/login/mfa"] {

@@ -1,0 +1,104 @@
+//! The command line's shape (clap): every command, argument and its help.
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "dashboard", version, about = "Sign-in and database-backed sessions for a server-rendered dashboard")]
+pub(super) struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Command {
+    /// Run the server (the default): migrate the database, then serve on DASHBOARD_LISTEN.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and end sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+pub(super) enum EventsCommand {
+    /// One line per event, newest first: time, kind, user, actor, client IP, session, detail.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events of this kind.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::events::KINDS))]
+        kind: Option<String>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum UserCommand {
+    /// Create a user (default role `user`).
+    Add {
+        name: String,
+        #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
+        role: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Set a new password; ends all of that user's sessions.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordInput,
+    },
+    /// Change the role; takes effect on the user's next request.
+    Role {
+        name: String,
+        #[arg(value_parser = ["admin", "user"])]
+        role: String,
+    },
+    /// Disable a user: ends all of their sessions and blocks sign-in.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// One line per user: name, role, status, last sign-in, second factors.
+    List,
+    /// Remove every second factor of a user (authenticator app, recovery codes, passkeys) and end
+    /// all their sessions: for someone who lost theirs.
+    ResetMfa { name: String },
+}
+
+#[derive(Args)]
+pub(super) struct PasswordInput {
+    /// Read the password from one line of standard input instead of prompting.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub(super) enum SessionsCommand {
+    /// One line per live session: public id, user, created, last seen, expires, IP, user agent.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// End sessions: one by public id, all of a user's, or all.
+    // Exactly one of the three, so clap's message for none lists them all.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "user", "all"])))]
+    Revoke {
+        // Public ids are base64url and may start with `-`; so may usernames.
+        #[arg(long, allow_hyphen_values = true)]
+        id: Option<String>,
+        #[arg(long, allow_hyphen_values = true)]
+        user: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete expired sessions now (for cron).
+    Prune,
+}
