@@ -133,6 +133,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
             cloud_expires_at: s.cloud.as_ref().map(|c| c.expires_at),
             auth_method: s.auth_method.as_str(),
             authenticated_at: s.now,
+            csrf_token: &s.token.csrf_token,
         },
     )?;
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);

@@ -93,6 +93,7 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         cloud_expires_at: None,
                         auth_method: "password",
                         authenticated_at: now,
+                        csrf_token: "",
                     },
                 )
                 .map(drop)
