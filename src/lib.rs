@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod progress;
 pub mod routes;
 pub mod seal;
+pub mod security_headers;
 pub mod session;
 pub mod startup;
 pub mod state;
