@@ -7,17 +7,22 @@ use super::DbConn;
 
 /// When `user_id` last signed in from `device` on `network`, if ever (within the kept rows).
 pub fn last_seen(conn: &mut DbConn, user_id: &str, device: &str, network: &str) -> QueryResult<Option<i64>> {
-    known_devices::table.find((user_id, device, network)).select(known_devices::last_seen).first(conn).optional()
+    // On the backend's own connection: every sign-in asks it (see `sessions::insert`).
+    crate::on_backend!(conn, |c| known_devices::table
+        .find((user_id, device, network))
+        .select(known_devices::last_seen)
+        .first(c)
+        .optional())
 }
 
 /// Notes a sign-in from `device` on `network` at `now`. Called in the sign-in's transaction, which
 /// holds the user's lock: no other sign-in of this user can insert the same row meanwhile.
 pub fn remember(conn: &mut DbConn, user_id: &str, device: &str, network: &str, now: i64) -> QueryResult<()> {
-    let updated = diesel::update(known_devices::table.find((user_id, device, network)))
+    let updated = crate::on_backend!(conn, |c| diesel::update(known_devices::table.find((user_id, device, network)))
         .set(known_devices::last_seen.eq(now))
-        .execute(conn)?;
+        .execute(c))?;
     if updated == 0 {
-        diesel::insert_into(known_devices::table)
+        crate::on_backend!(conn, |c| diesel::insert_into(known_devices::table)
             .values((
                 known_devices::user_id.eq(user_id),
                 known_devices::device.eq(device),
@@ -25,7 +30,7 @@ pub fn remember(conn: &mut DbConn, user_id: &str, device: &str, network: &str, n
                 known_devices::first_seen.eq(now),
                 known_devices::last_seen.eq(now),
             ))
-            .execute(conn)?;
+            .execute(c))?;
     }
     Ok(())
 }
