@@ -15,6 +15,7 @@ pub mod progress;
 pub mod routes;
 pub mod routing;
 pub mod seal;
+pub mod security_headers;
 pub mod session;
 pub mod startup;
 pub mod state;

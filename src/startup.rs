@@ -8,7 +8,7 @@ use actix_identity::config::LogoutBehavior;
 use actix_identity::IdentityMiddleware;
 use actix_web::cookie::Key;
 use actix_web::dev::Server;
-use actix_web::middleware::{from_fn, DefaultHeaders, ErrorHandlers};
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
 use secrecy::ExposeSecret;
@@ -167,18 +167,7 @@ impl Application {
                 .login_deadline(None)
                 .visit_deadline(None)
                 .build();
-            let mut headers = DefaultHeaders::new()
-                .add((
-                    "Content-Security-Policy",
-                    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-                ))
-                .add(("X-Content-Type-Options", "nosniff"))
-                .add(("Referrer-Policy", "same-origin"))
-                .add(("X-Frame-Options", "DENY"))
-                .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"));
-            if secure {
-                headers = headers.add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"));
-            }
+            let headers = crate::security_headers::SecurityHeaders::new(secure);
 
             // Middleware order: the last `.wrap` is the outermost. Outside in: the path in normal
             // form and its route resolved (every check below reads that route), security headers,

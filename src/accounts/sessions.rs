@@ -139,6 +139,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
             auth_method: s.auth_method.as_str(),
             authenticated_with: s.auth_method.as_str(),
             authenticated_at: s.now,
+            csrf_token: &s.token.csrf_token,
         },
     )?;
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);

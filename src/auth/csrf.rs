@@ -1,11 +1,14 @@
 //! CSRF protection for every `POST` (and every other unsafe method).
 //!
-//! Each visitor has a random secret in a signed, HttpOnly pre-session cookie; anonymous visitors get
-//! one without any `sessions` row. The form token is HMAC(server key, secret ‖ session public id), so
-//! it is bound to the browser and, once signed in, to the session: a token from another visitor or
-//! another session does not verify. Checked in constant time. Forms carry it in the `csrf_token`
-//! field; JSON requests (the passkey ceremonies) and the Cloud proxy in the `X-CSRF-Token` header. A request from another site
-//! (`Sec-Fetch-Site: cross-site`, or an `Origin` that is not ours) is refused before the token is read.
+//! A signed-in session has a CSRF token of its own: random, made with the session and kept in its
+//! row, so the session lookup that every signed-in request does anyway brings it (no HMAC, no cookie
+//! to unseal). A row from before rows kept one gets HMAC(server key, its public id) instead.
+//! A visitor without a session has a random secret in a signed, HttpOnly pre-session cookie (no
+//! `sessions` row), and the token HMAC(server key, secret): bound to that browser. So a token from
+//! another visitor or another session does not verify. Checked in constant time. Forms carry it in
+//! the `csrf_token` field; JSON requests (the passkey ceremonies) and the Cloud proxy in the
+//! `X-CSRF-Token` header. A request from another site (`Sec-Fetch-Site: cross-site`, or an `Origin`
+//! that is not ours) is refused before the token is read.
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::cookie::{Cookie, SameSite};
@@ -54,12 +57,24 @@ impl CsrfConfig {
         }
     }
 
-    /// The token for a visitor's secret and, when signed in, their session's public id.
-    fn token(&self, secret: &str, session_id: Option<&str>) -> String {
+    /// The token for a visitor's secret (a visitor without a session).
+    fn token(&self, secret: &str) -> String {
         let mut mac = self.token_mac.clone();
         mac.update(secret.as_bytes());
         mac.update(b"|");
-        mac.update(session_id.unwrap_or("").as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// The token of a signed-in session: the one its row keeps, or for a row from before rows kept
+    /// one, an HMAC of its public id (a visitor secret never holds a NUL, so the two kinds of input
+    /// never meet).
+    fn session_token(&self, user: &CurrentUser) -> String {
+        if !user.csrf.0.is_empty() {
+            return user.csrf.0.clone();
+        }
+        let mut mac = self.token_mac.clone();
+        mac.update(b"\0session\0");
+        mac.update(user.session_id.as_bytes());
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
@@ -146,11 +161,18 @@ pub async fn protect(
         .cloned()
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
     let config = &state.csrf;
-    let existing = config.read_secret(&req);
-    let is_new = existing.is_none();
-    let secret = existing.unwrap_or_else(|| crate::util::random_b64(32));
-    let session_id = req.extensions().get::<CurrentUser>().map(|u| u.session_id.clone());
-    let expected = config.token(&secret, session_id.as_deref());
+    // A signed-in request's token came with its session; only a visitor's needs the cookie.
+    let signed_in = req.extensions().get::<CurrentUser>().map(|u| config.session_token(u));
+    let (expected, new_secret, known) = match signed_in {
+        Some(token) => (token, None, true),
+        None => match config.read_secret(&req) {
+            Some(secret) => (config.token(&secret), None, true),
+            None => {
+                let secret = crate::util::random_b64(32);
+                (config.token(&secret), Some(secret), false)
+            }
+        },
+    };
 
     // A method the Cloud proxy never forwards is left to its `405` (it changes nothing).
     let cloud = crate::routing::of(&req).has(|r| r.cloud);
@@ -176,7 +198,7 @@ pub async fn protect(
                 Err(status) => return refuse(req, status, "unreadable body"),
             }
         };
-        let valid = !is_new && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
+        let valid = known && supplied.is_some_and(|s| bool::from(s.as_bytes().ct_eq(expected.as_bytes())));
         if !valid {
             return refuse(req, StatusCode::FORBIDDEN, "missing or invalid CSRF token");
         }
@@ -184,7 +206,7 @@ pub async fn protect(
 
     req.extensions_mut().insert(CsrfToken(expected));
     let mut res = next.call(req).await?;
-    if is_new {
+    if let Some(secret) = new_secret {
         let _ = res.response_mut().add_cookie(&config.secret_cookie(&secret));
     }
     Ok(res.map_into_left_body())
@@ -231,20 +253,54 @@ mod tests {
         CsrfConfig::new(&[7u8; 64], false, "http://127.0.0.1:8080".into())
     }
 
+    fn signed_in(csrf: &str, session_id: &str) -> crate::session::CurrentUser {
+        crate::session::CurrentUser {
+            user_id: "u".into(),
+            username: "alice".into(),
+            role: crate::db::users::Role::User,
+            session_id: session_id.into(),
+            created_at: 0,
+            expires_at: 0,
+            absolute_expires_at: None,
+            notices: Vec::new(),
+            authenticated_at: 0,
+            authenticated_with: crate::accounts::AuthMethod::Password,
+            has_totp: false,
+            has_passkey: false,
+            second_factors_on: true,
+            csrf: crate::session::SessionCsrf(csrf.into()),
+        }
+    }
+
     proptest! {
-        /// A token verifies only for the secret and session it was made for.
+        /// A visitor's token verifies only for the secret it was made for.
         #[test]
-        fn tokens_are_bound_to_the_visitor_and_the_session(
-            a in "[A-Za-z0-9_-]{43}", b in "[A-Za-z0-9_-]{43}", s in proptest::option::of("[A-Za-z0-9_-]{22}"),
+        fn tokens_are_bound_to_the_visitor(a in "[A-Za-z0-9_-]{43}", b in "[A-Za-z0-9_-]{43}") {
+            let c = config();
+            let t = c.token(&a);
+            prop_assert_eq!(&t, &c.token(&a));
+            if a != b {
+                prop_assert_ne!(&t, &c.token(&b));
+            }
+            prop_assert_eq!(t.len(), 43);
+        }
+
+        /// A session's token is the one its row keeps; a row without one gets a token bound to its
+        /// public id, which no visitor secret gives.
+        #[test]
+        fn session_tokens_come_from_the_row_or_the_session_id(
+            kept in "[A-Za-z0-9_-]{43}", id in "[A-Za-z0-9_-]{22}", other in "[A-Za-z0-9_-]{22}",
         ) {
             let c = config();
-            let t = c.token(&a, s.as_deref());
-            prop_assert_eq!(&t, &c.token(&a, s.as_deref()));
-            if a != b {
-                prop_assert_ne!(&t, &c.token(&b, s.as_deref()));
+            prop_assert_eq!(c.session_token(&signed_in(&kept, &id)), kept.clone());
+            let derived = c.session_token(&signed_in("", &id));
+            prop_assert_eq!(derived.len(), 43);
+            prop_assert_eq!(&derived, &c.session_token(&signed_in("", &id)));
+            if id != other {
+                prop_assert_ne!(&derived, &c.session_token(&signed_in("", &other)));
             }
-            prop_assert_ne!(&t, &c.token(&a, Some("another-session-id")));
-            prop_assert_eq!(t.len(), 43);
+            prop_assert_ne!(&derived, &c.token(&id));
+            prop_assert_ne!(&derived, &c.token(&format!("\0session\0{id}")[..]));
         }
 
         /// A cookie verifies only as it was sealed: any other secret or tag is refused.
@@ -266,7 +322,7 @@ mod tests {
         #[test]
         fn another_server_key_makes_other_tokens(a in "[A-Za-z0-9_-]{43}") {
             let other = CsrfConfig::new(&[8u8; 64], false, "http://127.0.0.1:8080".into());
-            prop_assert_ne!(config().token(&a, None), other.token(&a, None));
+            prop_assert_ne!(config().token(&a), other.token(&a));
         }
     }
 }

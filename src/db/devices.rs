@@ -7,7 +7,12 @@ use super::DbConn;
 
 /// When `user_id` last signed in from `device` on `network`, if ever (within the kept rows).
 pub fn last_seen(conn: &mut DbConn, user_id: &str, device: &str, network: &str) -> QueryResult<Option<i64>> {
-    known_devices::table.find((user_id, device, network)).select(known_devices::last_seen).first(conn).optional()
+    // On the backend's own connection: every sign-in asks it (see `sessions::insert`).
+    crate::on_backend!(conn, |c| known_devices::table
+        .find((user_id, device, network))
+        .select(known_devices::last_seen)
+        .first(c)
+        .optional())
 }
 
 /// Notes a sign-in from `device` on `network` at `now`: one upsert (the first sign-in from a pair

@@ -111,7 +111,8 @@ impl NewEvent {
 
 pub fn record(conn: &mut DbConn, event: &NewEvent) -> QueryResult<usize> {
     let truncate = |s: &Option<String>, n: usize| s.as_ref().map(|s| s.chars().take(n).collect::<String>());
-    diesel::insert_into(auth_events::table)
+    // On the backend's own connection: every sign-in records one (see `sessions::insert`).
+    crate::on_backend!(conn, |c| diesel::insert_into(auth_events::table)
         .values((
             auth_events::id.eq(crate::util::random_b64(12)),
             auth_events::at.eq(crate::util::now_ms()),
@@ -122,7 +123,7 @@ pub fn record(conn: &mut DbConn, event: &NewEvent) -> QueryResult<usize> {
             auth_events::session_id.eq(&event.session_id),
             auth_events::detail.eq(event.detail.chars().take(200).collect::<String>()),
         ))
-        .execute(conn)
+        .execute(c))
 }
 
 /// Where a page of events starts: after this (at, id) in newest-first order (the same `TIME.ID`

@@ -93,6 +93,7 @@ diesel::table! {
         authenticated_at -> Int8,
         new_device_notices -> Nullable<Text>,
         authenticated_with -> Text,
+        csrf_token -> Text,
     }
 }
 

@@ -46,16 +46,18 @@ pub struct NewSession<'a> {
     pub authenticated_at: i64,
     /// How it last authenticated: at sign-in, how it signed in.
     pub authenticated_with: &'a str,
+    /// The session's CSRF token (see `auth::csrf`).
+    pub csrf_token: &'a str,
 }
 
 /// What a request reads of its session and user, once per request, so nothing more: no password
-/// hash, no sealed cloud token, no user agent.
+/// hash, no sealed cloud token, no user agent, no `data` (actix-session's state, which holds only the
+/// user id: the store rebuilds it from `user_id`).
 #[derive(Clone, Debug, Queryable)]
 pub struct LiveRow {
     pub id: String,
     pub token_hash: String,
     pub user_id: String,
-    pub data: String,
     pub created_at: i64,
     pub idle_expires_at: i64,
     pub absolute_expires_at: Option<i64>,
@@ -71,6 +73,8 @@ pub struct LiveRow {
     /// second-factor policy, which would otherwise query on every request of such a user).
     pub has_totp: bool,
     pub has_passkey: bool,
+    /// The session's CSRF token; '' for a row from before it had one.
+    pub csrf_token: String,
 }
 
 impl LiveRow {
@@ -86,7 +90,6 @@ macro_rules! live_columns {
             sessions::id,
             sessions::token_hash,
             sessions::user_id,
-            sessions::data,
             sessions::created_at,
             sessions::idle_expires_at,
             sessions::absolute_expires_at,
@@ -99,6 +102,7 @@ macro_rules! live_columns {
             sessions::authenticated_with,
             users::totp_secret.is_not_null(),
             diesel::dsl::exists(passkeys::table.filter(passkeys::user_id.eq(users::id))),
+            sessions::csrf_token,
         )
     };
 }
@@ -141,8 +145,10 @@ pub fn find_by_token_hashes(conn: &mut DbConn, token_hashes: &[&str]) -> QueryRe
     }
 }
 
+/// On the backend's own connection (as every statement of a sign-in): its prepared-statement cache
+/// spares PostgreSQL a parse and plan per sign-in (through the `MultiConnection` it prepares anew).
 pub fn insert(conn: &mut DbConn, row: &NewSession<'_>) -> QueryResult<usize> {
-    diesel::insert_into(sessions::table).values(row).execute(conn)
+    crate::on_backend!(conn, |c| diesel::insert_into(sessions::table).values(row).execute(c))
 }
 
 /// Replaces the session data. An UPDATE, never an upsert: a session ended meanwhile stays ended
@@ -246,11 +252,11 @@ pub struct OtherSession {
 /// deleting their expired ones: one read of all the user's rows, and the delete only when one of them
 /// has expired (at a sign-in usually none has: one statement instead of two on the sign-in path).
 pub fn live_of_user_clearing_expired(conn: &mut DbConn, user_id: &str, now: i64) -> QueryResult<Vec<OtherSession>> {
-    let mut all: Vec<OtherSession> = sessions::table
+    let mut all: Vec<OtherSession> = crate::on_backend!(conn, |c| sessions::table
         .filter(sessions::user_id.eq(user_id))
         .order((sessions::last_seen_at.asc(), sessions::id.asc()))
         .select(OtherSession::as_select())
-        .load(conn)?;
+        .load(c))?;
     if all.iter().any(|s| s.idle_expires_at <= now) {
         delete_expired_for_user(conn, user_id, now)?;
         all.retain(|s| s.idle_expires_at > now);

@@ -147,11 +147,12 @@ pub fn find_by_username(conn: &mut DbConn, username: &str) -> QueryResult<Option
 pub fn find_by_username_with_passkeys(conn: &mut DbConn, username: &str) -> QueryResult<Option<(User, i64)>> {
     use super::schema::passkeys;
     let count = passkeys::table.filter(passkeys::user_id.eq(users::id)).count().single_value();
-    users::table
+    // On the backend's own connection: every sign-in asks it (see `sessions::insert`).
+    crate::on_backend!(conn, |c| users::table
         .filter(users::username.eq(username))
         .select((User::as_select(), count.assume_not_null()))
-        .first(conn)
-        .optional()
+        .first(c)
+        .optional())
 }
 
 pub fn find_by_id(conn: &mut DbConn, id: &str) -> QueryResult<Option<User>> {
@@ -183,7 +184,10 @@ pub fn lock(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<User>> {
 }
 
 pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {
-    diesel::update(users::table.find(user_id)).set(users::last_login_at.eq(Some(at))).execute(conn)
+    // On the backend's own connection: a sign-in's statements stay prepared (see `sessions::insert`).
+    crate::on_backend!(conn, |c| diesel::update(users::table.find(user_id))
+        .set(users::last_login_at.eq(Some(at)))
+        .execute(c))
 }
 
 #[cfg(test)]

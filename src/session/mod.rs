@@ -43,6 +43,19 @@ pub struct CurrentUser {
     /// Whether second factors are on at all (`DASHBOARD_MFA` is not `off`; set by the policy
     /// middleware), for the pages' navigation.
     pub second_factors_on: bool,
+    /// The session's CSRF token, kept with its row (see `auth::csrf`).
+    pub csrf: SessionCsrf,
+}
+
+/// A signed-in session's CSRF token as its row keeps it (empty for a row from before rows kept
+/// one). `Debug` does not show it.
+#[derive(Clone, Default)]
+pub struct SessionCsrf(pub String);
+
+impl std::fmt::Debug for SessionCsrf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCsrf(..)")
+    }
 }
 
 impl CurrentUser {
@@ -53,7 +66,8 @@ impl CurrentUser {
 }
 
 /// A session about to be written by the accounts service: the token the cookie will carry (only its
-/// hash goes to the row), the public id, and actix-session's state for the `data` column.
+/// hash goes to the row), the public id, its CSRF token, and actix-session's state for the `data`
+/// column.
 pub struct NewToken {
     token: SecretString,
     pub row: TokenRow,
@@ -65,6 +79,8 @@ pub struct TokenRow {
     pub token_hash: String,
     pub public_id: String,
     pub data: String,
+    /// The session's CSRF token (random, 32 bytes as base64url), kept in its row.
+    pub csrf_token: String,
 }
 
 /// Starts signing `user_id` in on this request (or renews the signed-in session's token): marks the
@@ -80,11 +96,13 @@ pub fn prepare(req: &HttpRequest, session: &Session, user_id: &str) -> Result<Ne
 }
 
 impl NewToken {
-    /// A fresh random token (64 characters, ≈381 bits) and public id, for a row holding `data`.
+    /// A fresh random token (64 characters, ≈381 bits), public id and CSRF token, for a row holding
+    /// `data`.
     pub fn new(data: String) -> Self {
         let token = random_alphanumeric(64);
         let token_hash = sha256_hex(&token);
-        NewToken { token: SecretString::from(token), row: TokenRow { token_hash, public_id: random_b64(16), data } }
+        let row = TokenRow { token_hash, public_id: random_b64(16), data, csrf_token: random_b64(32) };
+        NewToken { token: SecretString::from(token), row }
     }
 
     /// The token itself (what the cookie carries).

@@ -26,6 +26,9 @@ use crate::db::users::Role;
 use crate::db::{self, sessions, Pool};
 use crate::util::{duration_ms, sha256_hex};
 
+/// actix-identity's key in actix-session's state (its default; `startup` does not change it).
+const IDENTITY_KEY: &str = "actix_identity.user_id";
+
 /// Session lifetimes, and how many sessions one user may hold, in force for every session.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
@@ -126,7 +129,10 @@ impl SessionStore for DbSessionStore {
             }
             expires_at = wanted;
         }
-        let state: HashMap<String, String> = serde_json::from_str(&row.data).unwrap_or_default();
+        // actix-session's state holds only actix-identity's user id (nothing else is ever kept in a
+        // session; `data` stores the same): rebuilt from the row rather than parsed from JSON.
+        let mut state = HashMap::with_capacity(1);
+        state.insert(IDENTITY_KEY.to_owned(), serde_json::to_string(&row.user_id).unwrap_or_default());
         context::set_loaded(Loaded::Live(CurrentUser {
             user_id: row.user_id,
             username: row.username,
@@ -142,6 +148,7 @@ impl SessionStore for DbSessionStore {
             has_totp: row.has_totp,
             has_passkey: row.has_passkey,
             second_factors_on: true,
+            csrf: super::SessionCsrf(row.csrf_token),
         }));
         Ok(Some(state))
     }

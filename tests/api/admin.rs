@@ -94,6 +94,7 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         auth_method: "password",
                         authenticated_with: "password",
                         authenticated_at: now,
+                        csrf_token: "",
                     },
                 )
                 .map(drop)

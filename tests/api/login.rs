@@ -11,6 +11,7 @@ both_databases!(
     next_is_followed_only_for_local_paths,
     a_post_without_a_valid_csrf_token_is_refused,
     a_csrf_token_from_another_visitor_is_refused,
+    a_session_keeps_its_own_csrf_token_in_its_row,
     a_cross_site_post_is_refused,
     credentials_in_the_query_string_do_not_sign_in,
     usernames_are_case_insensitive,
@@ -133,6 +134,36 @@ async fn a_csrf_token_from_another_visitor_is_refused(kind: DbKind) {
     app.login("alice", PASSWORD).await;
     let res = app.client.post(app.url("/logout")).form(&[("csrf_token", &before)]).send().await.unwrap();
     assert_eq!(res.status(), 403);
+}
+
+async fn a_session_keeps_its_own_csrf_token_in_its_row(kind: DbKind) {
+    use diesel::{QueryDsl, RunQueryDsl};
+    let app = spawn_app(kind).await;
+    app.create_user("alice", Role::User).await;
+    let one = app.browser();
+    one.login("alice", PASSWORD).await;
+    let token = csrf_from(&one.get("/").await.text().await.unwrap());
+    assert_eq!(token, csrf_from(&one.get("/account/sessions").await.text().await.unwrap()), "one token per session");
+    let kept: Vec<String> = app
+        .with_db(|c| dashboard::db::schema::sessions::table.select(dashboard::db::schema::sessions::csrf_token).load(c))
+        .await;
+    assert_eq!(kept, std::slice::from_ref(&token), "kept with the session's row");
+
+    // Another session of the same user has another token; neither works for the other.
+    let two = app.browser();
+    two.login("alice", PASSWORD).await;
+    let theirs = csrf_from(&two.get("/").await.text().await.unwrap());
+    assert_ne!(theirs, token);
+    let res = two.client.post(app.url("/logout")).form(&[("csrf_token", &token)]).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+
+    // The session's token needs no visitor cookie: a browser holding only the session cookie can use it.
+    let bare = app.browser();
+    bare.set_session_cookie(&one.session_cookie().unwrap());
+    let res = bare.client.post(app.url("/logout")).form(&[("csrf_token", &token)]).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/login");
+    assert_eq!(app.session_rows().await, 1, "only the other session is left");
 }
 
 async fn a_cross_site_post_is_refused(kind: DbKind) {

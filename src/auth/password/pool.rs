@@ -1,174 +1,32 @@
-//! Passwords: argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1) as PHC strings, computed on
-//! low-priority threads of their own (one per core) so that a burst of sign-ins cannot starve page
-//! serving, from a bounded queue shared fairly between client addresses.
+//! The server's hashing threads: one per core at a low priority, fed from a bounded queue shared
+//! fairly between client addresses, each thread reusing its argon2 memory from one hash to the next.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::PASSWORD_MAX_LENGTH;
+use super::hash::{hash_blocking, keep_memory_on_this_thread, release_memory, verify_blocking};
+use super::queue::{fairness_key, Job, Queue};
+pub use super::queue::{Busy, HashLimits};
 
-fn argon2() -> Argon2<'static> {
-    // Params::DEFAULT is OWASP's second row: m=19456 KiB, t=2, p=1.
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
-}
+/// How long an idle hashing thread keeps its argon2 memory (19 MiB) for the next hash. Back-to-back
+/// sign-ins (a storm, a busy morning) reuse it instead of faulting in and zeroing a fresh block each
+/// time; an idle server holds none of it.
+const KEEP_MEMORY_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// NFKC, as NIST SP 800-63B asks: the same password typed on two keyboards (composed or
-/// decomposed accents, full-width forms) is the same password. Applied before every hash and check.
-pub fn normalize(password: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    password.nfkc().collect()
-}
-
-/// Hashes on the current thread. For the command line and start-up; the server uses [`Hasher`].
-pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(normalize(password).as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
-}
-
-/// Verifies on the current thread. A malformed stored hash verifies as false.
-pub fn verify_blocking(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(normalize(password).as_bytes(), &parsed).is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// True when a stored hash is weaker than what we hash with now (another algorithm or version, or
-/// lower argon2 costs): it is re-hashed at the next successful sign-in.
-pub fn needs_rehash(phc: &str) -> bool {
-    let Ok(parsed) = PasswordHash::new(phc) else { return true };
-    if parsed.algorithm != Algorithm::Argon2id.ident() || parsed.version != Some(Version::V0x13.into()) {
-        return true;
-    }
-    let Ok(params) = Params::try_from(&parsed) else { return true };
-    let want = Params::DEFAULT;
-    params.m_cost() < want.m_cost() || params.t_cost() < want.t_cost() || params.p_cost() < want.p_cost()
-}
-
-/// Why a new password is refused; the text is shown to the person setting it. The rules of NIST
-/// SP 800-63B: a minimum length (code points, after NFKC), at most 1024, no composition rules, and no
-/// password that is common or guessable (zxcvbn's estimate, with its lists of common passwords,
-/// words and names) or that contains the username.
-pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result<(), String> {
-    let password = normalize(password);
-    let password = password.as_str();
-    let length = password.chars().count();
-    if length < min_length {
-        return Err(format!("The password must be at least {min_length} characters long."));
-    }
-    if length > PASSWORD_MAX_LENGTH {
-        return Err(format!("The password must be at most {PASSWORD_MAX_LENGTH} characters long."));
-    }
-    if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
-        return Err("The password must not contain the username.".into());
-    }
-    if password.chars().all(|c| c == password.chars().next().unwrap_or(c)) {
-        return Err("The password must not be one character repeated.".into());
-    }
-    // The estimator's cost grows with length; the first 256 characters decide whether a password is
-    // a common one.
-    let head: String = password.chars().take(256).collect();
-    let estimate = zxcvbn::zxcvbn(&head, &[username, "dashboard"]);
-    if estimate.score() < zxcvbn::Score::Three {
-        return Err("The password is too common or too easy to guess. A few unrelated words make a good one.".into());
-    }
-    Ok(())
-}
-
-/// argon2 allocates its 19 MiB of memory per hash. glibc's malloc raises its mmap threshold after the
+/// argon2's 19 MiB of memory per hashing thread: glibc's malloc raises its mmap threshold after the
 /// first such block is freed and from then on serves them from per-thread arenas that never shrink,
-/// so every blocking thread that ever hashed would keep ~19 MiB resident. A fixed threshold keeps
-/// large blocks mmapped: they go back to the system when each hash ends.
+/// so a thread that once hashed would keep ~19 MiB resident even after giving its memory back. A
+/// fixed threshold keeps large blocks mmapped: they go back to the system when a thread releases
+/// them (see [`KEEP_MEMORY_FOR`]).
 fn keep_large_allocations_unpooled() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; it is called before any hashing starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// How much hashing work may wait. Beyond either bound a request is refused at once ([`Busy`]: a
-/// quick `503` with `Retry-After`) instead of waiting behind seconds of other people's hashes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashLimits {
-    /// Hashing threads: one per core (at nice 10, so page serving still wins).
-    pub threads: usize,
-    /// Jobs waiting (not yet started) over all clients.
-    pub queue: usize,
-    /// Jobs waiting for one client address: one address can never fill the whole queue.
-    pub per_client: usize,
-}
-
-impl HashLimits {
-    /// The defaults for `threads` threads: 16 waiting jobs per thread for one address (under a
-    /// second of hashing at OWASP's parameters) and 64 per thread in all.
-    pub fn for_threads(threads: usize) -> Self {
-        let threads = threads.max(1);
-        Self { threads, queue: 64 * threads, per_client: 16 * threads }
-    }
-}
-
-/// The hashing queue is full (in all, or for this client address): the request is refused before
-/// any hashing. A handler that `?`s it answers a `503` page with `Retry-After` (`AppError::Busy`).
-#[derive(Debug, thiserror::Error)]
-#[error("too many passwords are being checked right now")]
-pub struct Busy;
-
-/// The waiting jobs, one FIFO per client address, served round-robin: each address with work
-/// waiting gets the next free thread in turn. So a flood from one address delays another address
-/// by at most about one hash, and an address alone (an office behind one NAT) still gets every
-/// thread when nobody else is waiting.
-#[derive(Default)]
-struct Queue {
-    by_client: HashMap<String, VecDeque<Job>>,
-    /// Addresses with waiting jobs, in the order they get a thread.
-    turn: VecDeque<String>,
-    waiting: usize,
-    /// Set when the last `Hasher` is dropped: the threads finish what is queued, then stop.
-    closed: bool,
-}
-
-impl Queue {
-    fn push(&mut self, client: String, job: Job, limits: &HashLimits) -> Result<(), Busy> {
-        if self.waiting >= limits.queue {
-            return Err(Busy);
-        }
-        let jobs = self.by_client.entry(client.clone()).or_default();
-        if jobs.len() >= limits.per_client {
-            return Err(Busy);
-        }
-        jobs.push_back(job);
-        if jobs.len() == 1 {
-            // It had nothing waiting: it joins the end of the round.
-            self.turn.push_back(client);
-        }
-        self.waiting += 1;
-        Ok(())
-    }
-
-    /// The next job in round-robin order.
-    fn next(&mut self) -> Option<Job> {
-        let client = self.turn.pop_front()?;
-        let jobs = self.by_client.get_mut(&client)?;
-        let job = jobs.pop_front()?;
-        if jobs.is_empty() {
-            self.by_client.remove(&client);
-        } else {
-            self.turn.push_back(client);
-        }
-        self.waiting -= 1;
-        Some(job)
     }
 }
 
@@ -250,21 +108,11 @@ fn lower_this_threads_priority() {
     }
 }
 
-/// The key hashing capacity is shared by: the client address, an IPv6 address by its /64 (one
-/// subscriber's network: an attacker there has 2^64 addresses to spread a flood over).
-fn fairness_key(client: &str) -> String {
-    match client.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Ok(std::net::IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(|v4| v4.to_string()).unwrap_or_default(),
-        _ => client.to_owned(),
-    }
-}
-
 fn work(shared: &Shared) {
     lower_this_threads_priority();
+    keep_memory_on_this_thread();
+    // Whether this thread holds argon2 memory from an earlier hash.
+    let mut holding = false;
     loop {
         let job = {
             let mut queue = shared.queue();
@@ -276,9 +124,20 @@ fn work(shared: &Shared) {
                 if queue.closed {
                     return; // every Hasher was dropped and nothing is left
                 }
-                queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                if holding {
+                    let (q, waited) =
+                        shared.ready.wait_timeout(queue, KEEP_MEMORY_FOR).unwrap_or_else(PoisonError::into_inner);
+                    queue = q;
+                    if waited.timed_out() && queue.waiting == 0 {
+                        release_memory();
+                        holding = false;
+                    }
+                } else {
+                    queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                }
             }
         };
+        holding = true;
         // A test's hold point, if one is set, stops the first job that starts.
         let held = shared.hold.lock().ok().and_then(|mut h| h.take());
         if let Some(point) = held {
@@ -435,53 +294,6 @@ impl Hasher {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
-        let h = hash_blocking("correct horse battery staple").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify_blocking("correct horse battery staple", &h));
-        assert!(!verify_blocking("correct horse battery stapl", &h));
-        assert!(!verify_blocking("x", "not a hash"));
-    }
-
-    #[test]
-    fn policy_explains_each_refusal() {
-        assert!(check_policy("short", "bob", 15).unwrap_err().contains("at least 15"));
-        assert!(check_policy(&"a".repeat(1025), "bob", 15).unwrap_err().contains("at most 1024"));
-        assert!(check_policy("my name is bob!! ok", "bob", 15).unwrap_err().contains("username"));
-        assert!(check_policy("aaaaaaaaaaaaaaaa", "bob", 15).unwrap_err().contains("repeated"));
-        assert!(check_policy("correct horse battery staple 🐴", "bob", 15).is_ok());
-        for common in ["passwordpassword", "qwertyuiopasdfgh", "123456789012345", "iloveyouiloveyou"] {
-            assert!(check_policy(common, "bob", 15).unwrap_err().contains("too common"), "{common}");
-        }
-    }
-
-    #[test]
-    fn passwords_are_compared_after_nfkc() {
-        let composed = "caf\u{e9} au lait, bien chaud";
-        let decomposed = "cafe\u{301} au lait, bien chaud";
-        let h = hash_blocking(composed).unwrap();
-        assert!(verify_blocking(decomposed, &h));
-        // Each code point counts once: 15 accented letters meet a minimum of 15.
-        assert!(check_policy(&"é".repeat(14), "x", 15).is_err());
-    }
-
-    #[test]
-    fn weaker_hashes_need_a_rehash() {
-        assert!(!needs_rehash(&hash_blocking("correct horse battery staple").unwrap()));
-        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
-            .hash_password(b"x", &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
-        assert!(needs_rehash(&weak));
-        let argon2i = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::DEFAULT)
-            .hash_password(b"x", &SaltString::generate(&mut OsRng))
-            .unwrap()
-            .to_string();
-        assert!(needs_rehash(&argon2i));
-        assert!(needs_rehash("garbage"));
-    }
-
     /// Holds every thread of `hasher` inside a job (so nothing else starts until they are released).
     async fn occupy_every_thread(hasher: &Hasher) -> Vec<HeldHash> {
         let mut held = Vec::new();
@@ -569,14 +381,5 @@ mod tests {
         assert!(!verify.is_finished());
         held.release();
         assert!(!verify.await.unwrap().unwrap());
-    }
-
-    #[test]
-    fn ipv6_clients_share_by_their_64_and_mapped_ipv4_by_the_address() {
-        assert_eq!(fairness_key("2001:db8:1:2:aaaa::1"), fairness_key("2001:db8:1:2:bbbb::2"));
-        assert_ne!(fairness_key("2001:db8:1:2::1"), fairness_key("2001:db8:1:3::1"));
-        assert_eq!(fairness_key("::ffff:192.0.2.1"), "192.0.2.1");
-        assert_eq!(fairness_key("192.0.2.1"), "192.0.2.1");
-        assert_eq!(fairness_key(""), "");
     }
 }
