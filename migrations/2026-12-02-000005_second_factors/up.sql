@@ -1,4 +1,4 @@
--- Second factors (contract §7). Portable SQL, like every migration here.
+-- Second factors. Portable SQL, like every migration here.
 
 -- The authenticator app (TOTP, RFC 6238): its secret sealed with the server key (like the cloud
 -- token), NULL when the app is off; and the last time step a code was accepted for, so that each

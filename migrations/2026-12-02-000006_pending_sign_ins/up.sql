@@ -1,4 +1,4 @@
--- Two-step sign-in (contract §7): after a right password, for a user with a second factor, the
+-- Two-step sign-in: after a right password, for a user with a second factor, the
 -- sign-in waits here (not in `sessions`) until the second factor succeeds. The browser holds a
 -- random id in a cookie; only its hash is stored. Single use, for 5 minutes. Portable SQL.
 CREATE TABLE pending_sign_ins (

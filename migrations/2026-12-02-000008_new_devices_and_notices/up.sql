@@ -1,4 +1,4 @@
--- New-device notices and the admin overview (issue 14). Portable SQL, like every migration here.
+-- New-device notices and the admin overview. Portable SQL, like every migration here.
 
 -- The devices (browser family and system, from the user agent: "Firefox on Linux") and networks
 -- (IPv4 /24, IPv6 /64) each user has signed in from, and when last. A sign-in from a pair not seen

@@ -8,7 +8,7 @@ use rand::Rng;
 pub const COUNT: usize = 10;
 /// Characters per code (5 bits each).
 const LEN: usize = 16;
-// At least 50 bits per code (issue 13), checked when compiling.
+// At least 50 bits per code (enough that guessing one online is hopeless), checked when compiling.
 const _: () = assert!(LEN * 5 >= 50);
 /// RFC 4648 base32, lowercased: no 0/1/8/9, so no 0/o or 1/l confusion.
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";

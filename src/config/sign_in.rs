@@ -58,7 +58,7 @@ impl SignInSettings {
     }
 }
 
-/// Who must have a second factor (`DASHBOARD_MFA`, contract §7).
+/// Who must have a second factor (`DASHBOARD_MFA`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MfaPolicy {
     /// Users may add second factors (the default).

@@ -159,7 +159,7 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
         // would double the queries of every page.
         .test_on_check_out(false)
         // When the database is gone, a request waits at most this long for a connection before its
-        // 503 page (contract §8: within 5 s).
+        // 503 page (the rule: within 5 s).
         .connection_timeout(Duration::from_secs(3))
         .build(manager)
         .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;

@@ -1,4 +1,4 @@
-//! The password hasher under a flood (issue 12, points 3 and 4): a bounded queue that refuses at
+//! The password hasher under a flood: a bounded queue that refuses at
 //! once with a `503` page, and capacity shared between client addresses. Deterministic: every
 //! hashing thread is held inside a job (`Hasher::hold_next`) while the queue is filled.
 

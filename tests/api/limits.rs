@@ -1,4 +1,4 @@
-//! Failed-attempt limits under parallel requests: a burst cannot outrun the lock (contract §8).
+//! Failed-attempt limits under parallel requests: a burst cannot outrun the lock.
 
 use dashboard::db::throttle;
 use dashboard::db::users::Role;

@@ -1,4 +1,4 @@
-//! Names in URLs (contract §8): every name or id a page puts into a URL is percent-encoded, the
+//! Names in URLs: every name or id a page puts into a URL is percent-encoded, the
 //! "end all sessions of this user" button shows only for an existing user, and usernames made only
 //! of dots are refused wherever a name is set.
 

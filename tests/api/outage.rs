@@ -1,4 +1,4 @@
-//! The database goes away and comes back (contract §8): every route but `/healthz` answers an HTML
+//! The database goes away and comes back: every route but `/healthz` answers an HTML
 //! `503` with `Retry-After` within 5 s, `/login` still shows its form, and sessions work again
 //! without a restart. PostgreSQL is cut with a TCP proxy the test controls; SQLite by making the
 //! sessions table unreadable.

@@ -1,4 +1,4 @@
-//! Re-authentication before sensitive actions (contract §7): the window, `/reauth`, and its share
+//! Re-authentication before sensitive actions: the window, `/reauth`, and its share
 //! of the username's lock. The window is moved with the app's clock, never by sleeping.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Second factors (contract §7): the security page, the authenticator app with codes computed here
+//! Second factors: the security page, the authenticator app with codes computed here
 //! from the secret the page shows (as an app does), recovery codes, removing passkeys, the policy,
 //! an administrator's reset, and their audit events. On SQLite and PostgreSQL.
 

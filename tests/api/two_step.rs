@@ -1,4 +1,4 @@
-//! The two-step sign-in (contract §7): a right password for a user with a second factor leads to
+//! The two-step sign-in: a right password for a user with a second factor leads to
 //! `/login/mfa`, and no session row exists until the second factor succeeds. App codes are computed
 //! here from the secret the set-up page showed; time moves with the app's clock.
 
