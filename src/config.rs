@@ -135,6 +135,12 @@ pub struct Settings {
     /// The passkeys' relying-party id (`DASHBOARD_WEBAUTHN_RP_ID`); `None` means the public URL's host
     /// (see [`crate::auth::passkeys`] for what happens when that is an IP address).
     pub webauthn_rp_id: Option<String>,
+    /// `DASHBOARD_SMTP_URL`; `None` (the default) sends no mail.
+    pub smtp: Option<crate::mail::SmtpSettings>,
+    /// `DASHBOARD_MAIL_FROM`, required with SMTP.
+    pub mail_from: Option<lettre::message::Mailbox>,
+    /// How often the mail sender looks for due mail (tests shorten it).
+    pub mail_poll_interval: Duration,
 }
 
 /// The longest password accepted anywhere (checked before any hashing).
@@ -290,6 +296,19 @@ impl Settings {
             Some(raw) => Some(check_rp_id(&raw, public_url.as_ref()).map_err(|e| bad("DASHBOARD_WEBAUTHN_RP_ID", e))?),
         };
 
+        let smtp = match var("DASHBOARD_SMTP_URL") {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("off") => None,
+            Some(raw) => Some(crate::mail::SmtpSettings::parse(&raw).map_err(|e| bad("DASHBOARD_SMTP_URL", e))?),
+        };
+        let mail_from = match var("DASHBOARD_MAIL_FROM") {
+            None if smtp.is_some() => {
+                return Err(bad("DASHBOARD_MAIL_FROM", "it is required with DASHBOARD_SMTP_URL".into()))
+            }
+            None => None,
+            Some(raw) => Some(crate::mail::parse_from(&raw).map_err(|e| bad("DASHBOARD_MAIL_FROM", e))?),
+        };
+
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Ok(Self {
             database,
@@ -316,6 +335,9 @@ impl Settings {
             reauth_max_age,
             metrics_listen,
             webauthn_rp_id,
+            smtp,
+            mail_from,
+            mail_poll_interval: Duration::from_secs(1),
         })
     }
 
@@ -453,6 +475,9 @@ mod tests {
             ("DASHBOARD_REAUTH_MAX_AGE", "off"),
             ("DATABASE_URL", "mysql://h/db"),
             ("DASHBOARD_WEBAUTHN_RP_ID", "example.com"),
+            ("DASHBOARD_SMTP_URL", "http://mail.example.com"),
+            ("DASHBOARD_SMTP_URL", "smtp://mail.example.com"),
+            ("DASHBOARD_MAIL_FROM", "not an address"),
         ] {
             let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
             assert!(err.contains(name), "{err}");

@@ -54,6 +54,10 @@ pub struct AppState {
     pub passkeys: crate::auth::passkeys::PasskeySupport,
     /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
     pub second_step_hold: crate::hold::HoldPoint,
+    /// Mail: whether SMTP is on, and the sealing of links in the outbox.
+    pub mail: crate::mail::Mail,
+    /// The URL users see (links in mail and printed links start with it).
+    pub public_url: String,
 }
 
 /// What handlers take.

@@ -28,6 +28,11 @@ pub const KINDS: &[&str] = &[
     "reauthenticated",
     "reauth_failed",
     "second_factors_reset",
+    "email_changed",
+    "invitation_sent",
+    "invitation_accepted",
+    "password_reset_requested",
+    "password_reset",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -54,6 +59,11 @@ pub fn label(kind: &str) -> &str {
         "reauthenticated" => "Identity confirmed",
         "reauth_failed" => "Identity confirmation failed",
         "second_factors_reset" => "Second factors reset",
+        "email_changed" => "Email address changed",
+        "invitation_sent" => "Invitation made",
+        "invitation_accepted" => "Invitation accepted",
+        "password_reset_requested" => "Password reset asked for",
+        "password_reset" => "Password reset",
         other => other,
     }
 }

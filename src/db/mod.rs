@@ -7,6 +7,7 @@ pub mod ceremonies;
 pub mod devices;
 pub mod events;
 pub mod factors;
+pub mod outbox;
 pub mod passkeys;
 pub mod pending;
 // Exactly as `diesel print-schema` prints it (`.ci/run` compares), which rustfmt would rewrap.
@@ -15,6 +16,7 @@ pub mod schema;
 pub mod sessions;
 pub mod settings;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;
