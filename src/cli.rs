@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `user …`, `sessions …`.
+//! The command line: `serve`, `migrate`, `user …`, `sessions …`, `events …`, `mail …`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -37,6 +37,21 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Inspect the mail outbox.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// One line per mail, newest first: id, created, kind, recipient, status (waiting, sent, failed),
+    /// attempts, next attempt or sent time, last error.
+    List {
+        #[arg(long, value_parser = ["waiting", "sent", "failed"])]
+        status: Option<String>,
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -60,8 +75,22 @@ enum UserCommand {
         name: String,
         #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
         role: String,
+        /// The user's email address (for invitations, password resets and new-device mail).
+        #[arg(long)]
+        email: Option<String>,
         #[command(flatten)]
         password: PasswordInput,
+    },
+    /// Set a user's email address (an empty ADDR removes it).
+    SetEmail { name: String, addr: String },
+    /// Print an invitation link (72 hours, single use) without sending mail: creates the user
+    /// without a password, or makes a new link for one who has never signed in.
+    Invite {
+        name: String,
+        #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
+        role: String,
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Set a new password; ends all of that user's sessions.
     Passwd {
@@ -133,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::User(cmd) => with_conn(&settings, |conn| user(conn, &settings, cmd)),
         Command::Sessions(cmd) => with_conn(&settings, |conn| sessions_cmd(conn, &settings, cmd)),
         Command::Events(cmd) => with_conn(&settings, |conn| events_cmd(conn, cmd)),
+        Command::Mail(cmd) => with_conn(&settings, |conn| mail_cmd(conn, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -216,18 +246,53 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
 fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
     let min_length = settings.password_min_length;
     match cmd {
-        UserCommand::Add { name, role, password } => {
+        UserCommand::Add { name, role, email, password } => {
             let name = accounts::valid_username(&name)?;
             if users::find_by_username(conn, &name)?.is_some() {
                 // Said before asking for a password that would be thrown away.
                 return Err(accounts::AccountError::NameTaken(name).into());
             }
+            let email = accounts::valid_email(email.as_deref().unwrap_or(""))?;
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
             let password = read_new_password(password.password_stdin)?;
             accounts::check_new_password(&password, None, &name, min_length)?;
             let hash = hash_blocking(&password)?;
-            accounts::create_user(conn, &name, &hash, role, Actor::Cli)?;
+            accounts::create_user_with_email(conn, &name, &hash, role, email.as_deref(), Actor::Cli)?;
             println!("created {role} `{name}`");
+        }
+        UserCommand::SetEmail { name, addr } => {
+            let user = find_user(conn, &name)?;
+            let email = accounts::valid_email(&addr)?;
+            accounts::set_email(conn, &user.username, email.as_deref(), Actor::Cli)?;
+            match email {
+                Some(email) => println!("`{}` now has the address {email}", user.username),
+                None => println!("`{}` has no address now", user.username),
+            }
+        }
+        UserCommand::Invite { name, role, email } => {
+            let name = accounts::valid_username(&name)?;
+            let email = accounts::valid_email(email.as_deref().unwrap_or(""))?;
+            let token = crate::util::random_b64(32);
+            let link = accounts::NewLink { token_hash: crate::db::tokens::hash(&token), mail: None, now: now_ms() };
+            let user = if users::find_by_username(conn, &name)?.is_some() {
+                anyhow::ensure!(email.is_none(), "`{name}` exists; set its address with `dashboard user set-email`");
+                accounts::reissue_invitation(conn, &name, &link, Actor::Cli)?
+            } else {
+                let role = users::Role::parse(&role).unwrap_or(users::Role::User);
+                // A password nobody knows: the account cannot be signed in to before the invitation.
+                let unusable = hash_blocking(&crate::util::random_b64(32))?;
+                let invitation = accounts::NewInvitation {
+                    username: &name,
+                    role,
+                    email: email.as_deref(),
+                    unusable_hash: &unusable,
+                    link,
+                };
+                accounts::invite_new_user(conn, &invitation, Actor::Cli)?
+            };
+            let token = secrecy::SecretString::from(token);
+            let url = crate::mail::link_url(&public_url(settings), "/invite", &token);
+            println!("invitation for `{}` (72 hours, single use): {url}", user.username);
         }
         UserCommand::Passwd { name, password } => {
             let user = find_user(conn, &name)?;
@@ -332,6 +397,29 @@ fn sessions_cmd(conn: &mut DbConn, settings: &Settings, cmd: SessionsCommand) ->
         }
     }
     Ok(())
+}
+
+/// The URL users see, as printed links start with it: `DASHBOARD_PUBLIC_URL`, else the listen address.
+fn public_url(settings: &Settings) -> String {
+    match &settings.public_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None => format!("http://{}", settings.listen),
+    }
+}
+
+fn mail_cmd(conn: &mut DbConn, cmd: MailCommand) -> anyhow::Result<()> {
+    let MailCommand::List { status, limit } = cmd;
+    let rows = crate::db::outbox::list(conn, status.as_deref(), limit)?.into_iter().map(|m| {
+        let when = match (m.status.as_str(), m.sent_at) {
+            ("sent", Some(at)) => format_ms(at),
+            ("waiting", _) => format_ms(m.next_attempt_at),
+            _ => "-".to_owned(),
+        };
+        let error = m.last_error.unwrap_or_else(|| "-".into());
+        vec![m.id, format_ms(m.created_at), m.kind, m.recipient, m.status, m.attempts.to_string(), when, error]
+    });
+    let header = ["ID", "CREATED", "KIND", "TO", "STATUS", "ATTEMPTS", "NEXT / SENT", "LAST ERROR"];
+    print_rows(&header, rows, "no mail")
 }
 
 fn events_cmd(conn: &mut DbConn, cmd: EventsCommand) -> anyhow::Result<()> {
