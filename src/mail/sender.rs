@@ -126,7 +126,11 @@ impl Sender {
         };
         let mail = compose(&payload, token.as_ref(), &self.public_url);
         let to: Mailbox = row.recipient.parse().map_err(|e| anyhow::anyhow!("bad recipient address ({e})"))?;
+        // The row's id in the Message-ID: a mail sent again after a crash (see the outbox) carries the
+        // same one, so mail systems can tell it is the same mail.
+        let message_id = format!("<{}@{}>", row.id, self.from.email.domain());
         let message = Message::builder()
+            .message_id(Some(message_id))
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject)

@@ -1,0 +1,68 @@
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1:PORT that stores each message it accepts
+as one JSON file in DIR ({"to", "from", "subject", "text", "html", "message_id"}), written to a
+temporary name and renamed, so a reader never sees half a file. Prints `ready` once it listens.
+--refuse: answers every recipient with a temporary failure (451) and stores nothing."""
+
+import argparse
+import email
+import email.policy
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+
+from aiosmtpd.controller import Controller
+
+
+class Store:
+    def __init__(self, directory, refuse):
+        self.directory = directory
+        self.refuse = refuse
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            return "451 4.3.0 Try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        text = msg.get_body(("plain",))
+        html = msg.get_body(("html",))
+        record = {
+            "to": envelope.rcpt_tos,
+            "from": envelope.mail_from,
+            "header_from": str(msg["From"]),
+            "subject": str(msg["Subject"]),
+            "message_id": str(msg["Message-ID"]),
+            "text": text.get_content() if text is not None else "",
+            "html": html.get_content() if html is not None else "",
+        }
+        name = f"{time.time_ns()}-{uuid.uuid4().hex}.json"
+        tmp = os.path.join(self.directory, "." + name)
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.rename(tmp, os.path.join(self.directory, name))
+        return "250 Message accepted for delivery"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--refuse", action="store_true")
+    args = parser.parse_args()
+    controller = Controller(Store(args.dir, args.refuse), hostname="127.0.0.1", port=args.port)
+    controller.start()
+    print("ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
