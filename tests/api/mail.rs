@@ -32,6 +32,8 @@ both_databases!(
     a_new_device_sign_in_mails_the_user,
     without_smtp_there_is_no_reset_page_and_no_invitation_by_mail,
     addresses_are_unique_case_insensitively_and_shown_to_admins,
+    the_commands_set_addresses_print_invitations_and_list_the_outbox,
+    the_outbox_depth_is_a_metric,
 );
 
 /// The app with SMTP at `smtp_url` (the sender looks for mail every 50 ms).
@@ -611,4 +613,58 @@ async fn addresses_are_unique_case_insensitively_and_shown_to_admins(kind: DbKin
         assert!(res.text().await.unwrap().contains(why), "{email}");
     }
     assert!(admin.get("/admin/users").await.text().await.unwrap().contains("data-email=\"bob@example.com\""));
+}
+
+async fn the_commands_set_addresses_print_invitations_and_list_the_outbox(kind: DbKind) {
+    use crate::cli::{dashboard, fails, ok};
+    let (app, _sink) = app_and_sink(kind).await;
+    let db = app.db.clone();
+    ok(dashboard(&db, &["user", "add", "bob", "--email", "Bob@Example.com", "--password-stdin"], Some(PASSWORD)));
+    let email = || {
+        app.with_db(|c| users::table.filter(users::username.eq("bob")).select(users::email).first::<Option<String>>(c))
+    };
+    assert_eq!(email().await.as_deref(), Some("bob@example.com"));
+    fails(
+        dashboard(&db, &["user", "add", "carol", "--email", "BOB@example.com", "--password-stdin"], Some(PASSWORD)),
+        "belongs to another user",
+    );
+    fails(dashboard(&db, &["user", "set-email", "bob", "bob"], None), "needs an @");
+    assert!(ok(dashboard(&db, &["user", "set-email", "bob", "new@example.com"], None)).contains("new@example.com"));
+    assert_eq!(email().await.as_deref(), Some("new@example.com"));
+    ok(dashboard(&db, &["user", "set-email", "bob", ""], None));
+    assert_eq!(email().await, None);
+
+    let printed = ok(dashboard(&db, &["user", "invite", "dave", "--email", "dave@example.com"], None));
+    let link = &printed[printed.find("http").unwrap()..].trim().to_owned();
+    let path = |link: &str| link[link.find("/invite?").unwrap()..].to_owned();
+    let first = path(link);
+    assert_eq!(app.browser().get(&first).await.status(), 200, "{printed}");
+    let printed = ok(dashboard(&db, &["user", "invite", "dave"], None));
+    let second = path(printed.trim());
+    assert_eq!(app.browser().get(&first).await.status(), 400, "a new link replaces the old");
+    let dave = app.browser();
+    assert_eq!(location(&set_via_link(&dave, &second, NEW_PASSWORD).await), "/");
+    fails(dashboard(&db, &["user", "invite", "dave"], None), "signed in already");
+    assert!(outbox(&app).await.is_empty(), "a printed invitation sends no mail");
+
+    ask_reset(&app.browser(), "dave").await;
+    all_sent(&app).await;
+    let listed = ok(dashboard(&db, &["mail", "list"], None));
+    let row: Vec<&str> = listed.trim().split('\t').collect();
+    assert_eq!(row[2..6], ["password_reset", "dave@example.com", "sent", "1"], "{listed}");
+    assert_eq!(ok(dashboard(&db, &["mail", "list", "--status", "failed"], None)), "");
+}
+
+async fn the_outbox_depth_is_a_metric(kind: DbKind) {
+    let mut sink = SmtpSink::start();
+    sink.stop();
+    let app = spawn_with_mail(TestDb::new(kind), &sink.url(""), |s| {
+        s.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    user_with_email(&app, "bob", "bob@example.com").await;
+    ask_reset(&app.browser(), "bob").await;
+    let port = app.metrics_port.unwrap();
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(text.lines().any(|l| l == "dashboard_mail_outbox_depth 1"), "{text}");
 }
