@@ -57,25 +57,37 @@ pub fn transport(settings: &SmtpSettings) -> anyhow::Result<AsyncSmtpTransport<T
     Ok(builder.build())
 }
 
+/// How often (by the app's clock) mail that expired unsent is given up on: a write, so not every poll.
+const EXPIRY_CHECK: Duration = Duration::from_secs(60);
+
 impl Sender {
-    /// Runs forever: every `poll`, gives up on expired mail, then sends what is due until nothing is.
+    /// Runs forever: every `poll`, sends what is due until nothing is; every minute, first gives up on
+    /// mail that expired unsent.
     pub async fn run(self) {
+        let mut last_expiry_check = i64::MIN;
         loop {
-            if let Err(e) = self.round().await {
-                tracing::warn!(error = %e, "mail sender: database call failed; will try again");
+            let now = self.clock.now_ms();
+            let check_expiry = now.saturating_sub(last_expiry_check) >= duration_ms(EXPIRY_CHECK);
+            match self.round(check_expiry).await {
+                Ok(_) if check_expiry => last_expiry_check = now,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mail sender: database call failed; will try again"),
             }
             tokio::time::sleep(self.poll).await;
         }
     }
 
-    /// One round; returns how many mails were sent.
-    pub async fn round(&self) -> anyhow::Result<usize> {
+    /// One round (after giving up on expired mail when `check_expiry`); returns how many mails were
+    /// sent. An idle round is one read.
+    pub async fn round(&self, check_expiry: bool) -> anyhow::Result<usize> {
         let now = self.clock.now_ms();
         let due = db::run(&self.pool, move |conn| {
-            let expired = outbox::fail_expired(conn, now)?;
-            if expired > 0 {
-                tracing::warn!(expired, "mail sender: gave up on mail that expired unsent");
-                crate::metrics::mail_sent("expired", expired);
+            if check_expiry {
+                let expired = outbox::fail_expired(conn, now)?;
+                if expired > 0 {
+                    tracing::warn!(expired, "mail sender: gave up on mail that expired unsent");
+                    crate::metrics::mail_sent("expired", expired);
+                }
             }
             Ok(outbox::any_due(conn, now)?)
         })

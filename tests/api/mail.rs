@@ -34,6 +34,7 @@ both_databases!(
     addresses_are_unique_case_insensitively_and_shown_to_admins,
     the_commands_set_addresses_print_invitations_and_list_the_outbox,
     the_outbox_depth_is_a_metric,
+    mail_that_expires_unsent_is_given_up_and_listed_as_failed,
 );
 
 /// The app with SMTP at `smtp_url` (the sender looks for mail every 50 ms).
@@ -667,4 +668,25 @@ async fn the_outbox_depth_is_a_metric(kind: DbKind) {
     let port = app.metrics_port.unwrap();
     let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
     assert!(text.lines().any(|l| l == "dashboard_mail_outbox_depth 1"), "{text}");
+}
+
+async fn mail_that_expires_unsent_is_given_up_and_listed_as_failed(kind: DbKind) {
+    let (app, mut sink) = app_and_sink(kind).await;
+    user_with_email(&app, "bob", "bob@example.com").await;
+    sink.stop();
+    ask_reset(&app.browser(), "bob").await;
+    // Its link dies after 30 minutes, and so does the mail.
+    app.clock.advance(Duration::from_secs(31 * 60));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while outbox(&app).await[0].2 != "failed" {
+        assert!(Instant::now() < deadline, "{:?}", outbox(&app).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let payloads: Vec<String> = app.with_db(|c| mail_outbox::table.select(mail_outbox::payload).load(c)).await;
+    assert_eq!(payloads, [""], "its sealed link is gone too");
+    let listed = crate::cli::ok(crate::cli::dashboard(&app.db, &["mail", "list", "--status", "failed"], None));
+    assert!(listed.contains("expired before it could be sent"), "{listed}");
+    sink.resume();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sink.received().is_empty(), "a dead link is not sent late");
 }
