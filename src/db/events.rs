@@ -20,6 +20,11 @@ pub const KINDS: &[&str] = &[
     "user_enabled",
     "first_admin_created",
     "new_device_sign_in",
+    "email_changed",
+    "invitation_sent",
+    "invitation_accepted",
+    "password_reset_requested",
+    "password_reset",
     "second_factor_added",
     "second_factor_removed",
     "recovery_codes_created",
@@ -28,11 +33,6 @@ pub const KINDS: &[&str] = &[
     "reauthenticated",
     "reauth_failed",
     "second_factors_reset",
-    "email_changed",
-    "invitation_sent",
-    "invitation_accepted",
-    "password_reset_requested",
-    "password_reset",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
