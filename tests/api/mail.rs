@@ -35,6 +35,7 @@ both_databases!(
     the_commands_set_addresses_print_invitations_and_list_the_outbox,
     the_outbox_depth_is_a_metric,
     mail_that_expires_unsent_is_given_up_and_listed_as_failed,
+    old_sent_mail_and_expired_links_are_pruned_like_events_and_waiting_mail_never,
 );
 
 /// The app with SMTP at `smtp_url` (the sender looks for mail every 50 ms).
@@ -689,4 +690,33 @@ async fn mail_that_expires_unsent_is_given_up_and_listed_as_failed(kind: DbKind)
     sink.resume();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.received().is_empty(), "a dead link is not sent late");
+}
+
+async fn old_sent_mail_and_expired_links_are_pruned_like_events_and_waiting_mail_never(kind: DbKind) {
+    let (app, mut sink) = app_and_sink(kind).await;
+    user_with_email(&app, "bob", "bob@example.com").await;
+    user_with_email(&app, "carol", "carol@example.com").await;
+    ask_reset(&app.browser(), "bob").await;
+    sink.wait_for(1).await;
+    all_sent(&app).await;
+    sink.stop();
+    ask_reset(&app.browser(), "carol").await; // stays waiting
+                                              // Both two days old; bob's link long expired.
+    let old = dashboard::util::now_ms() - 2 * 86_400_000;
+    app.with_db(move |c| {
+        diesel::update(mail_outbox::table).set(mail_outbox::created_at.eq(old)).execute(c)?;
+        diesel::update(account_tokens::table).set(account_tokens::expires_at.eq(old)).execute(c)
+    })
+    .await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .args(["sessions", "prune"])
+        .env("DATABASE_URL", &app.db.url)
+        .env("DASHBOARD_EVENT_RETENTION", "1day")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let left = outbox(&app).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].1.as_str(), left[0].2.as_str()), ("carol@example.com", "waiting"));
+    assert_eq!(app.with_db(|c| account_tokens::table.count().get_result::<i64>(c)).await, 0);
 }
