@@ -9,7 +9,7 @@ use crate::db::events::{self, NewEvent};
 use crate::db::schema::users as users_table;
 use crate::db::tokens::{self, Purpose};
 use crate::db::users::{self, Role, User};
-use crate::db::{self, outbox, pending, sessions, DbConn};
+use crate::db::{self, outbox, pending, sessions, throttle, DbConn};
 use crate::mail::{Kind, Payload, RESETS_PER_HOUR};
 use crate::util::{count, duration_ms};
 
@@ -204,8 +204,33 @@ impl ResetRequested {
 /// A reset request: when `lookup` names an enabled account with an address that has had fewer than
 /// [`RESETS_PER_HOUR`] reset mails in the last hour, stores the link and its mail, in one
 /// transaction that holds the user's lock (so parallel requests count each other's mails).
-/// The request is recorded (`typed`, what was typed, names an unknown account in the log).
+/// The request is recorded (`typed`, what was typed, names an unknown account in the log), and the
+/// attempt reserved on the client address's counter stays counted like a failed sign-in (`address`;
+/// the outcome says whether this request locked the address).
 pub fn request_password_reset(
+    conn: &mut DbConn,
+    lookup: &ResetLookup,
+    typed: &str,
+    link: &NewLink,
+    address: &AddressAttempt,
+) -> Result<(ResetRequested, bool), AccountError> {
+    let outcome = request_reset_mail(conn, lookup, typed, link, &address.ip)?;
+    let locked = throttle::fail(conn, &address.key, link.now, address.window_ms, address.limit)?;
+    if locked {
+        events::record(conn, &NewEvent::new("locked_out").ip(&address.ip).detail("client address"))?;
+    }
+    Ok((outcome, locked))
+}
+
+/// The client address's attempt counter a request counts on.
+pub struct AddressAttempt {
+    pub ip: String,
+    pub key: String,
+    pub limit: i64,
+    pub window_ms: i64,
+}
+
+fn request_reset_mail(
     conn: &mut DbConn,
     lookup: &ResetLookup,
     typed: &str,

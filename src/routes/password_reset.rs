@@ -16,11 +16,11 @@ use serde::Deserialize;
 
 use super::links::{gone, Form, LinkPasswordForm, TokenQuery};
 use super::{render, see_other, Layout};
-use crate::accounts::{self, AccountError, LinkPassword, NewLink, ResetLookup, ResetRequested};
+use crate::accounts::{self, AccountError, AddressAttempt, LinkPassword, NewLink, ResetLookup, ResetRequested};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::csrf::CsrfToken;
+use crate::db;
 use crate::db::tokens::Purpose;
-use crate::db::{self, throttle};
 use crate::error::AppError;
 use crate::state::State;
 use crate::util::duration_ms;
@@ -76,21 +76,26 @@ pub async fn request(
     let lookup = ResetLookup::of(&typed);
     let link = state.mail.new_link();
     let new_link = NewLink::of(&link, true, state.now_ms());
-    let (now, window, limit) = (state.now_ms(), duration_ms(state.config.login_lockout), counter.limit);
-    let (key, what) = (counter.key.clone(), counter.what);
-    let ip_for_log = ip.clone();
-    // Reserved on the address's counter first; the attempt stays counted (like a failed sign-in), in
-    // the same database call.
+    let address = AddressAttempt {
+        ip: ip.clone(),
+        key: counter.key.clone(),
+        limit: counter.limit,
+        window_ms: duration_ms(state.config.login_lockout),
+    };
+    let what = counter.what;
+    // Reserved on the address's counter first (refused while it is locked); the service keeps the
+    // attempt counted, in the same database call.
     let done = attempts::reserve_then(&state, std::slice::from_ref(&counter), move |conn| {
-        let outcome = match accounts::request_password_reset(conn, &lookup, &typed, &new_link, &ip_for_log) {
-            Ok(outcome) => outcome,
-            Err(AccountError::Database(e)) => return Err(e),
-            Err(_) => ResetRequested::NoSuchAccount,
-        };
-        if throttle::fail(conn, &key, now, window, limit)? {
-            crate::metrics::lockout(what);
+        match accounts::request_password_reset(conn, &lookup, &typed, &new_link, &address) {
+            Ok((outcome, locked)) => {
+                if locked {
+                    crate::metrics::lockout(what);
+                }
+                Ok(outcome)
+            }
+            Err(AccountError::Database(e)) => Err(e),
+            Err(_) => Ok(ResetRequested::NoSuchAccount),
         }
-        Ok(outcome)
     })
     .await;
     tokio::time::sleep_until(started + ANSWER_TIME).await;

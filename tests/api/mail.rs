@@ -257,6 +257,8 @@ async fn a_flood_of_reset_requests_mails_three_an_hour_and_locks_the_address(kin
     assert_eq!(answered, 20, "{statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 10, "the address is locked after twenty");
     assert_eq!(outbox(&app).await.len(), 3, "three mails an hour for one account");
+    assert!(crate::reauth::event_kinds(&app).await.contains(&"locked_out".to_owned()));
+    assert_eq!(location(&b.login("bob", PASSWORD).await), "", "sign-ins from the address are locked too");
     sink.wait_for(3).await;
     all_sent(&app).await;
     assert_eq!(sink.received().len(), 3);
