@@ -1,7 +1,8 @@
 """A real SMTP server for the tests: aiosmtpd on 127.0.0.1:PORT that stores each message it accepts
 as one JSON file in DIR ({"to", "from", "subject", "text", "html", "message_id"}), written to a
 temporary name and renamed, so a reader never sees half a file. Prints `ready` once it listens.
---refuse: answers every recipient with a temporary failure (451) and stores nothing."""
+--refuse: answers every recipient with a temporary failure (451) and stores nothing.
+--tls starttls|smtps with --cert and --key: requires STARTTLS, or speaks TLS from the first byte."""
 
 import argparse
 import email
@@ -9,6 +10,7 @@ import email.policy
 import json
 import os
 import signal
+import ssl
 import threading
 import time
 import uuid
@@ -53,8 +55,19 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", required=True)
     parser.add_argument("--refuse", action="store_true")
+    parser.add_argument("--tls", choices=["starttls", "smtps"])
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
     args = parser.parse_args()
-    controller = Controller(Store(args.dir, args.refuse), hostname="127.0.0.1", port=args.port)
+    tls = {}
+    if args.tls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.cert, args.key)
+        if args.tls == "starttls":
+            tls = {"tls_context": context, "require_starttls": True}
+        else:
+            tls = {"ssl_context": context}
+    controller = Controller(Store(args.dir, args.refuse), hostname="127.0.0.1", port=args.port, **tls)
     controller.start()
     print("ready", flush=True)
     stop = threading.Event()

@@ -36,6 +36,7 @@ both_databases!(
     the_outbox_depth_is_a_metric,
     mail_that_expires_unsent_is_given_up_and_listed_as_failed,
     old_sent_mail_and_expired_links_are_pruned_like_events_and_waiting_mail_never,
+    mail_goes_over_starttls_and_smtps_with_the_certificate_checked,
 );
 
 /// The app with SMTP at `smtp_url` (the sender looks for mail every 50 ms).
@@ -721,4 +722,91 @@ async fn old_sent_mail_and_expired_links_are_pruned_like_events_and_waiting_mail
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!((left[0].1.as_str(), left[0].2.as_str()), ("carol@example.com", "waiting"));
     assert_eq!(app.with_db(|c| account_tokens::table.count().get_result::<i64>(c)).await, 0);
+}
+
+/// A certificate for `localhost` (and its key), made by openssl, in `dir`.
+fn localhost_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl makes the test certificate");
+    assert!(status.success());
+    (cert, key)
+}
+
+/// The real binary, serving with SMTP at `smtp_url` and trusting `ca` (rustls-native-certs reads
+/// `SSL_CERT_FILE`), so the check of the server's certificate is the production one.
+fn serve_with_mail(db: &TestDb, smtp_url: &str, ca: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
+        .arg("serve")
+        .current_dir(ca.parent().unwrap())
+        .env("DATABASE_URL", &db.url)
+        .env("DASHBOARD_LISTEN", "127.0.0.1:0")
+        .env("DASHBOARD_SMTP_URL", smtp_url)
+        .env("DASHBOARD_MAIL_FROM", "dashboard@example.com")
+        .env("SSL_CERT_FILE", ca)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let address = first.trim().strip_prefix("listening on ").expect(&first).to_owned();
+    (child, address)
+}
+
+async fn mail_goes_over_starttls_and_smtps_with_the_certificate_checked(kind: DbKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = localhost_certificate(dir.path());
+    let db = TestDb::new(kind);
+    crate::cli::ok(crate::cli::dashboard(
+        &db,
+        &["user", "add", "bob", "--email", "bob@example.com", "--password-stdin"],
+        Some(PASSWORD),
+    ));
+    for (mode, url) in [("starttls", "smtp://localhost:{port}?tls=required"), ("smtps", "smtps://localhost:{port}")] {
+        let sink = SmtpSink::with_tls(mode, cert.clone(), key.clone());
+        let (mut child, address) = serve_with_mail(&db, &url.replace("{port}", &sink.port.to_string()), &cert);
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let browser = Browser { client: client_with(jar.clone()), jar, address };
+        assert_eq!(ask_reset(&browser, "bob").await.status(), 200);
+        let mail = sink.wait_for(1).await.remove(0);
+        assert!(mail.link("/password-reset/confirm").contains("token="), "{mode}");
+        stop_gracefully(&mut child);
+    }
+    // A certificate the client does not trust: nothing is sent, the error says why.
+    let sink = SmtpSink::with_tls("starttls", cert.clone(), key.clone());
+    let other = tempfile::tempdir().unwrap();
+    let (untrusted, _) = localhost_certificate(other.path());
+    let (mut child, address) =
+        serve_with_mail(&db, &format!("smtp://localhost:{}?tls=required", sink.port), &untrusted);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    ask_reset(&Browser { client: client_with(jar.clone()), jar, address }, "bob").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pool = db.pool();
+    loop {
+        let errors: Vec<Option<String>> = dashboard::db::run(&pool, |c| {
+            Ok(mail_outbox::table.filter(mail_outbox::status.eq("waiting")).select(mail_outbox::last_error).load(c)?)
+        })
+        .await
+        .unwrap();
+        if let Some(Some(error)) = errors.first() {
+            assert!(error.to_lowercase().contains("certificate"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{errors:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_gracefully(&mut child);
+    assert!(sink.received().is_empty());
 }

@@ -40,6 +40,8 @@ pub struct SmtpSink {
     dir: tempfile::TempDir,
     child: Option<Child>,
     refuse: bool,
+    /// `starttls` or `smtps`, with the certificate and key files.
+    tls: Option<(&'static str, PathBuf, PathBuf)>,
 }
 
 /// A Python that has aiosmtpd (pyenv's `python3` may not; Debian's package is for the system one).
@@ -75,8 +77,18 @@ impl SmtpSink {
         Self::start_with(true)
     }
 
+    /// A server that requires STARTTLS (`starttls`) or speaks TLS from the first byte (`smtps`), with
+    /// this certificate and key.
+    pub fn with_tls(mode: &'static str, cert: PathBuf, key: PathBuf) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = SmtpSink { port: free_port(), dir, child: None, refuse: false, tls: Some((mode, cert, key)) };
+        sink.resume();
+        sink
+    }
+
     fn start_with(refuse: bool) -> Self {
-        let mut sink = SmtpSink { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, refuse };
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = SmtpSink { port: free_port(), dir, child: None, refuse, tls: None };
         sink.resume();
         sink
     }
@@ -95,10 +107,17 @@ impl SmtpSink {
         if self.refuse {
             cmd.arg("--refuse");
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("start the SMTP server");
+        if let Some((mode, cert, key)) = &self.tls {
+            cmd.args(["--tls", mode, "--cert"]).arg(cert).arg("--key").arg(key);
+        }
+        // Its complaints (a client that gave up on TLS, say) go to a log beside the messages.
+        let log = self.dir.path().join("server.log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("start the SMTP server");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the SMTP server started");
+        let why = || std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(line.trim(), "ready", "the SMTP server did not start: {}", why());
         self.child = Some(child);
     }
 
