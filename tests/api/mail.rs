@@ -1,4 +1,4 @@
-//! Mail (contract §11) against a real SMTP server (aiosmtpd, see `smtp.rs`): invitations, password
+//! Mail against a real SMTP server (aiosmtpd, see `smtp.rs`): invitations, password
 //! resets and new-device mail go through the outbox; links are read out of the received mail and
 //! followed; an SMTP outage delays mail and loses none.
 
