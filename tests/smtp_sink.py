@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import ssl
-import threading
 import time
 import uuid
 
@@ -67,13 +66,14 @@ def main():
             tls = {"tls_context": context, "require_starttls": True}
         else:
             tls = {"ssl_context": context}
+    # SIGTERM and SIGINT are blocked before the server's thread starts (it inherits the mask) and
+    # taken with sigwait here: a handler could run on that thread and never wake the main one.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     controller = Controller(Store(args.dir, args.refuse), hostname="127.0.0.1", port=args.port, **tls)
     controller.start()
     print("ready", flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    signal.sigwait(stop_signals)
     controller.stop()
 
 

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use crate::both_databases;
 use crate::helpers::*;
 use crate::second_factors::{code, enrol, next_step};
-use crate::smtp::SmtpSink;
+use crate::smtp::{SmtpSink, StopOnDrop};
 
 both_databases!(
     a_reset_link_from_the_mail_sets_a_new_password_once_and_ends_every_session,
@@ -479,12 +479,12 @@ async fn a_refusing_smtp_server_keeps_the_mail_with_its_error(kind: DbKind) {
 }
 
 async fn a_hanging_smtp_server_holds_no_request(kind: DbKind) {
-    // Accepts connections and never says a word.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // Accepts connections and never says a word (a task of this test's runtime: it ends with it).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let _held = std::thread::spawn(move || {
+    tokio::spawn(async move {
         let mut open = Vec::new();
-        for conn in listener.incoming().flatten() {
+        while let Ok((conn, _)) = listener.accept().await {
             open.push(conn);
         }
     });
@@ -744,7 +744,7 @@ fn localhost_certificate(dir: &std::path::Path) -> (std::path::PathBuf, std::pat
 
 /// The real binary, serving with SMTP at `smtp_url` and trusting `ca` (rustls-native-certs reads
 /// `SSL_CERT_FILE`), so the check of the server's certificate is the production one.
-fn serve_with_mail(db: &TestDb, smtp_url: &str, ca: &std::path::Path) -> (std::process::Child, String) {
+fn serve_with_mail(db: &TestDb, smtp_url: &str, ca: &std::path::Path) -> (StopOnDrop, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dashboard"))
         .arg("serve")
@@ -762,7 +762,7 @@ fn serve_with_mail(db: &TestDb, smtp_url: &str, ca: &std::path::Path) -> (std::p
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let address = first.trim().strip_prefix("listening on ").expect(&first).to_owned();
-    (child, address)
+    (StopOnDrop(child), address)
 }
 
 async fn mail_goes_over_starttls_and_smtps_with_the_certificate_checked(kind: DbKind) {
@@ -781,13 +781,13 @@ async fn mail_goes_over_starttls_and_smtps_with_the_certificate_checked(kind: Db
         ("smtps", "smtps://localhost:{port}"),
     ] {
         let sink = SmtpSink::with_tls(mode, cert.clone(), key.clone());
-        let (mut child, address) = serve_with_mail(&db, &url.replace("{port}", &sink.port.to_string()), &cert);
+        let (child, address) = serve_with_mail(&db, &url.replace("{port}", &sink.port.to_string()), &cert);
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         let browser = Browser { client: client_with(jar.clone()), jar, address };
         assert_eq!(ask_reset(&browser, "bob").await.status(), 200);
         let mail = sink.wait_for(1).await.remove(0);
         assert!(mail.link("/password-reset/confirm").contains("token="), "{mode}");
-        stop_gracefully(&mut child);
+        drop(child);
     }
     // A certificate the client does not trust: nothing is sent, the error says why. (For carol: bob
     // had his three reset mails this hour.)
@@ -799,8 +799,7 @@ async fn mail_goes_over_starttls_and_smtps_with_the_certificate_checked(kind: Db
     let sink = SmtpSink::with_tls("starttls", cert.clone(), key.clone());
     let other = tempfile::tempdir().unwrap();
     let (untrusted, _) = localhost_certificate(other.path());
-    let (mut child, address) =
-        serve_with_mail(&db, &format!("smtp://localhost:{}?tls=required", sink.port), &untrusted);
+    let (child, address) = serve_with_mail(&db, &format!("smtp://localhost:{}?tls=required", sink.port), &untrusted);
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
     ask_reset(&Browser { client: client_with(jar.clone()), jar, address }, "carol").await;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -818,6 +817,6 @@ async fn mail_goes_over_starttls_and_smtps_with_the_certificate_checked(kind: Db
         assert!(Instant::now() < deadline, "{errors:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop_gracefully(&mut child);
+    drop(child);
     assert!(sink.received().is_empty());
 }

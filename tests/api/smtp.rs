@@ -121,10 +121,11 @@ impl SmtpSink {
         self.child = Some(child);
     }
 
-    /// Stops the server (its port then refuses connections).
+    /// Stops the server (its port then refuses connections): SIGTERM, and SIGKILL should it not be
+    /// gone within 5 seconds, so a stuck server cannot hang a test.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            crate::helpers::stop_gracefully(&mut child);
+            stop_within(&mut child, Duration::from_secs(5));
         }
     }
 
@@ -160,5 +161,31 @@ impl SmtpSink {
 impl Drop for SmtpSink {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Stops a child process: SIGTERM, then SIGKILL after `grace`; waits for it either way.
+pub fn stop_within(child: &mut Child, grace: Duration) {
+    // SAFETY: kill only sends a signal to the child we started.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child process stopped (with [`stop_within`]) when this is dropped, also when a test panics.
+pub struct StopOnDrop(pub Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        stop_within(&mut self.0, Duration::from_secs(10));
     }
 }
