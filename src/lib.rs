@@ -10,6 +10,7 @@ pub mod db;
 pub mod error;
 pub mod hold;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 pub mod progress;
 pub mod routes;

@@ -119,6 +119,8 @@ fn describe() {
     describe_counter!("dashboard_pruned_rows_total", "Rows deleted by pruning, by table");
     describe_counter!("dashboard_database_errors_total", "Failed database calls, by kind");
     describe_counter!("dashboard_cloud_token_requests_total", "Gateway token requests, by result");
+    describe_gauge!("dashboard_mail_outbox_depth", "Mails waiting in the outbox, counted at each scrape");
+    describe_counter!("dashboard_mail_total", "Mail sending attempts, by result (sent, failed, expired)");
     describe_histogram!(
         "dashboard_cloud_token_request_duration_seconds",
         Unit::Seconds,
@@ -197,6 +199,11 @@ pub fn lookup_batch(n: usize) {
     histogram!("dashboard_session_lookup_batch_size").record(n as f64);
 }
 
+/// Counts mail sending attempts by result (`sent`, `failed` to be retried, `expired` unsent).
+pub fn mail_sent(result: &'static str, n: usize) {
+    counter!("dashboard_mail_total", "result" => result).increment(n as u64);
+}
+
 /// Pruning deleted `n` rows of `table` (`sessions`, `auth_events`, `login_throttle`).
 pub fn pruned(table: &'static str, n: usize) {
     counter!("dashboard_pruned_rows_total", "table" => table).increment(n as u64);
@@ -220,6 +227,8 @@ pub fn cloud_token(result: &'static str, took: Duration) {
 pub trait LiveSessions: Clone + Send + Sync + 'static {
     /// The sessions live at `now_ms` (one indexed count).
     fn count_live(&self, now_ms: i64) -> impl std::future::Future<Output = anyhow::Result<i64>> + Send;
+    /// The mail waiting in the outbox.
+    fn outbox_depth(&self) -> impl std::future::Future<Output = anyhow::Result<i64>> + Send;
 }
 
 /// What the metrics listener needs to answer a scrape.
@@ -261,6 +270,10 @@ async fn render<S: LiveSessions>(scrape: web::Data<Scrape<S>>) -> HttpResponse {
     match scrape.sessions.count_live(now).await {
         Ok(n) => gauge!("dashboard_sessions_live").set(n as f64),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count live sessions"),
+    }
+    match scrape.sessions.outbox_depth().await {
+        Ok(n) => gauge!("dashboard_mail_outbox_depth").set(n as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the mail outbox"),
     }
     scrape.handle.run_upkeep();
     HttpResponse::Ok()

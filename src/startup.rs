@@ -35,6 +35,8 @@ pub struct Application {
     setup_url: Option<String>,
     /// The metrics listener (`DASHBOARD_METRICS_LISTEN`) and its port, when configured.
     metrics: Option<(u16, Server)>,
+    /// The mail sender, when SMTP is configured.
+    mail_sender: Option<crate::mail::sender::Sender>,
 }
 
 /// The cookie key: from `DASHBOARD_SECRET_KEY`, or generated once and kept in the database so
@@ -132,6 +134,19 @@ impl Application {
         };
         let cookie = SessionCookie::new(Key::from(&key_bytes), secure);
         let store = DbSessionStore::new(pool.clone(), &settings.database, timeouts, clock.clone())?;
+        let mail_sender = match &settings.mail {
+            Some(mail) => Some(crate::mail::sender::Sender {
+                pool: pool.clone(),
+                clock: clock.clone(),
+                transport: crate::mail::sender::transport(&mail.smtp)
+                    .map_err(|e| anyhow::anyhow!("invalid DASHBOARD_SMTP_URL: {e}"))?,
+                from: mail.from.clone(),
+                public_url: public_url.clone(),
+                seal: crate::mail::sealer(&key_bytes),
+                poll: settings.mail_poll_interval,
+            }),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             hasher,
@@ -154,6 +169,8 @@ impl Application {
             passkeys,
             second_step_hold: Default::default(),
             reauth_hold: Default::default(),
+            mail: crate::mail::Mail::new(mail_sender.is_some(), &key_bytes),
+            public_url: public_url.clone(),
         });
         let app_state = state.clone();
         let resolver = web::Data::new(crate::routing::Resolver::new(routes::specs()));
@@ -221,6 +238,7 @@ impl Application {
             public_url,
             setup_url,
             metrics,
+            mail_sender,
         })
     }
 
@@ -261,6 +279,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let pool = self.state.pool.clone();
         let pruner = self.prune_interval.map(|every| tokio::spawn(pruner::run(pool, every, self.retention)));
+        let mail_sender = self.mail_sender.map(|sender| tokio::spawn(sender.run()));
         let metrics = self.metrics.map(|(_, server)| {
             let handle = server.handle();
             (handle, tokio::spawn(server))
@@ -268,6 +287,9 @@ impl Application {
         let result = self.server.await;
         if let Some(pruner) = pruner {
             pruner.abort();
+        }
+        if let Some(sender) = mail_sender {
+            sender.abort();
         }
         if let Some((handle, task)) = metrics {
             handle.stop(true).await;

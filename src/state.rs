@@ -56,6 +56,10 @@ pub struct AppState {
     pub second_step_hold: crate::hold::HoldPoint,
     /// In `/reauth`, after a code was checked and before it is spent (tests end the session there).
     pub reauth_hold: crate::hold::HoldPoint,
+    /// Mail: whether SMTP is on, and the sealing of links in the outbox.
+    pub mail: crate::mail::Mail,
+    /// The URL users see (links in mail and printed links start with it).
+    pub public_url: String,
 }
 
 /// What handlers take.

@@ -87,6 +87,27 @@ pub(super) fn note_sign_in(conn: &mut DbConn, user: &User, s: &NewSession, other
         .session(&s.token.public_id)
         .detail(format!("{device} from {network}"));
     events::record(conn, &event)?;
+    // The user is also told by mail, when they have an address: by the same transaction, so the mail
+    // goes exactly when the sign-in happened.
+    if let Some(email) = &user.email {
+        let payload = crate::mail::Payload::NewDevice {
+            username: user.username.clone(),
+            device: device.clone(),
+            ip: s.ip.clone(),
+            at: s.now,
+        };
+        let kind = crate::mail::Kind::NewDevice;
+        let mail = crate::db::outbox::NewMail {
+            id: &crate::mail::new_id(),
+            kind: kind.as_str(),
+            user_id: Some(&user.id),
+            recipient: email,
+            payload: &payload.to_json(),
+            now: s.now,
+            expires_at: s.now + crate::util::duration_ms(kind.lifetime()),
+        };
+        crate::db::outbox::insert(conn, &mail)?;
+    }
     let notice = NewDeviceNotice { session: s.token.public_id.clone(), device, ip: s.ip.clone(), at: s.now };
     for other in others {
         let mut notices = parse_notices(other.new_device_notices.as_deref());

@@ -14,12 +14,14 @@
 
 mod devices;
 mod factors;
+mod links;
 mod passkeys;
 mod sessions;
 mod users;
 
 pub use devices::{dismiss_notices, network_of, parse_notices, Dismiss, NewDeviceNotice, KNOWN_FOR_MS};
 pub use factors::*;
+pub use links::*;
 pub use passkeys::*;
 pub use sessions::*;
 pub use users::*;
@@ -77,6 +79,17 @@ pub enum AccountError {
     PasskeyNameTaken(String),
     #[error("this passkey is already registered")]
     PasskeyKnown,
+    /// The address as typed is not one (the reason, as shown).
+    #[error("{0}")]
+    InvalidEmail(&'static str),
+    #[error("the address `{0}` belongs to another user")]
+    EmailTaken(String),
+    /// An invitation or reset link that was used, has expired, or never existed.
+    #[error("this link has been used, has expired or is not valid")]
+    LinkGone,
+    /// `dashboard user invite` for an account that has signed in already.
+    #[error("`{0}` has signed in already; set a password with `dashboard user passwd`")]
+    AlreadyActive(String),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }

@@ -24,6 +24,23 @@ pub(super) enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Inspect the mail outbox.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Subcommand)]
+pub(super) enum MailCommand {
+    /// One line per mail, newest first: id, created, kind, recipient, status (waiting, sent, failed),
+    /// attempts, next attempt or sent time, last error.
+    List {
+        /// Only mail in this state.
+        #[arg(long, value_parser = ["waiting", "sent", "failed"])]
+        status: Option<String>,
+        /// At most this many lines.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -47,8 +64,30 @@ pub(super) enum UserCommand {
         name: String,
         #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
         role: String,
+        /// The user's email address (for invitations, password resets and new-device mail).
+        #[arg(long)]
+        email: Option<String>,
         #[command(flatten)]
         password: PasswordInput,
+    },
+    /// Set a user's email address (an empty ADDR removes it).
+    SetEmail {
+        /// The user.
+        name: String,
+        /// The address, or "" to remove it.
+        addr: String,
+    },
+    /// Print an invitation link (72 hours, single use) without sending mail: creates the user
+    /// without a password, or makes a new link for one who has never signed in.
+    Invite {
+        /// The user to invite.
+        name: String,
+        /// The new user's role.
+        #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
+        role: String,
+        /// The new user's email address.
+        #[arg(long)]
+        email: Option<String>,
     },
     /// Set a new password; ends all of that user's sessions.
     Passwd {

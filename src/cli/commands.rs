@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use super::args::{EventsCommand, SessionsCommand, UserCommand};
+use super::args::{EventsCommand, MailCommand, SessionsCommand, UserCommand};
 use super::find_user;
 use super::rows::print_rows;
 use crate::accounts::{self, Actor, Ending};
@@ -31,19 +31,30 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
 pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
     let min_length = settings.sign_in.password_min_length;
     match cmd {
-        UserCommand::Add { name, role, password } => {
+        UserCommand::Add { name, role, email, password } => {
             let name = accounts::valid_username(&name)?;
             if users::find_by_username(conn, &name)?.is_some() {
                 // Said before asking for a password that would be thrown away.
                 return Err(accounts::AccountError::NameTaken(name).into());
             }
+            let email = accounts::valid_email(email.as_deref().unwrap_or(""))?;
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
             let password = read_new_password(password.password_stdin)?;
             accounts::check_new_password(&password, None, &name, min_length)?;
             let hash = hash_blocking(&password)?;
-            accounts::create_user(conn, &name, &hash, role, Actor::Cli)?;
+            accounts::create_user_with_email(conn, &name, &hash, role, email.as_deref(), Actor::Cli)?;
             println!("created {role} `{name}`");
         }
+        UserCommand::SetEmail { name, addr } => {
+            let user = find_user(conn, &name)?;
+            let email = accounts::valid_email(&addr)?;
+            accounts::set_email(conn, &user.username, email.as_deref(), Actor::Cli)?;
+            match email {
+                Some(email) => println!("`{}` now has the address {email}", user.username),
+                None => println!("`{}` has no address now", user.username),
+            }
+        }
+        UserCommand::Invite { name, role, email } => invite(conn, settings, &name, &role, email.as_deref())?,
         UserCommand::Passwd { name, password } => {
             let user = find_user(conn, &name)?;
             let password = read_new_password(password.password_stdin)?;
@@ -158,4 +169,51 @@ pub(super) fn events(conn: &mut DbConn, cmd: EventsCommand) -> anyhow::Result<()
     });
     let header = ["TIME", "KIND", "USER", "ACTOR", "IP", "SESSION", "DETAIL"];
     print_rows(&header, rows, "no events")
+}
+
+/// `user invite`: a new account without a password (or a new link for one never signed in to),
+/// and its invitation link printed instead of mailed.
+fn invite(conn: &mut DbConn, settings: &Settings, name: &str, role: &str, email: Option<&str>) -> anyhow::Result<()> {
+    let name = accounts::valid_username(name)?;
+    let email = accounts::valid_email(email.unwrap_or(""))?;
+    let token = crate::util::random_b64(32);
+    let link = accounts::NewLink { token_hash: crate::db::tokens::hash(&token), mail: None, now: now_ms() };
+    let user = if users::find_by_username(conn, &name)?.is_some() {
+        anyhow::ensure!(email.is_none(), "`{name}` exists; set its address with `dashboard user set-email`");
+        accounts::reissue_invitation(conn, &name, &link, Actor::Cli)?
+    } else {
+        let role = users::Role::parse(role).unwrap_or(users::Role::User);
+        // A password nobody knows: the account cannot be signed in to before the invitation.
+        let unusable = hash_blocking(&crate::util::random_b64(32))?;
+        let invitation =
+            accounts::NewInvitation { username: &name, role, email: email.as_deref(), unusable_hash: &unusable, link };
+        accounts::invite_new_user(conn, &invitation, Actor::Cli)?
+    };
+    let token = secrecy::SecretString::from(token);
+    let url = crate::mail::link_url(&public_url(settings), "/invite", &token);
+    println!("invitation for `{}` (72 hours, single use): {url}", user.username);
+    Ok(())
+}
+
+/// The URL users see, as printed links start with it: `DASHBOARD_PUBLIC_URL`, else the listen address.
+fn public_url(settings: &Settings) -> String {
+    match &settings.public_url {
+        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+        None => format!("http://{}", settings.listen),
+    }
+}
+
+pub(super) fn mail(conn: &mut DbConn, cmd: MailCommand) -> anyhow::Result<()> {
+    let MailCommand::List { status, limit } = cmd;
+    let rows = crate::db::outbox::list(conn, status.as_deref(), limit)?.into_iter().map(|m| {
+        let when = match (m.status.as_str(), m.sent_at) {
+            ("sent", Some(at)) => format_ms(at),
+            ("waiting", _) => format_ms(m.next_attempt_at),
+            _ => "-".to_owned(),
+        };
+        let error = m.last_error.unwrap_or_else(|| "-".into());
+        vec![m.id, format_ms(m.created_at), m.kind, m.recipient, m.status, m.attempts.to_string(), when, error]
+    });
+    let header = ["ID", "CREATED", "KIND", "TO", "STATUS", "ATTEMPTS", "NEXT / SENT", "LAST ERROR"];
+    print_rows(&header, rows, "no mail")
 }

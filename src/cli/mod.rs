@@ -34,6 +34,7 @@ pub fn main() -> ExitCode {
         Command::User(cmd) => with_conn(&settings, |conn| commands::user(conn, &settings, cmd)),
         Command::Sessions(cmd) => with_conn(&settings, |conn| commands::sessions(conn, &settings, cmd)),
         Command::Events(cmd) => with_conn(&settings, |conn| commands::events(conn, cmd)),
+        Command::Mail(cmd) => with_conn(&settings, |conn| commands::mail(conn, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

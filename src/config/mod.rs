@@ -3,6 +3,7 @@
 //! [`ConfigError`] whose message names the variable.
 
 mod database;
+mod mail;
 mod read;
 mod sign_in;
 #[cfg(test)]
@@ -16,6 +17,7 @@ use ipnet::IpNet;
 use secrecy::SecretBox;
 
 pub use database::{Backend, DatabaseUrl};
+pub use mail::MailSettings;
 use read::Vars;
 pub use sign_in::{MfaPolicy, SignInSettings, PASSWORD_MAX_LENGTH};
 
@@ -131,6 +133,10 @@ pub struct Settings {
     pub event_retention: Option<Duration>,
     /// `DASHBOARD_METRICS_LISTEN`: where the Prometheus listener binds; `None` (the default) serves no metrics.
     pub metrics_listen: Option<SocketAddr>,
+    /// `DASHBOARD_SMTP_URL` and `DASHBOARD_MAIL_FROM`; `None` (the default) sends no mail.
+    pub mail: Option<MailSettings>,
+    /// How often the mail sender looks for due mail (tests shorten it).
+    pub mail_poll_interval: Duration,
 }
 
 impl Settings {
@@ -184,6 +190,8 @@ impl Settings {
             hash_concurrency: cores.max(1),
             event_retention,
             metrics_listen,
+            mail: MailSettings::read(&vars)?,
+            mail_poll_interval: Duration::from_secs(1),
         })
     }
 

@@ -72,6 +72,9 @@ fn bad_values_name_the_variable() {
         ("DASHBOARD_REAUTH_MAX_AGE", "off"),
         ("DATABASE_URL", "mysql://h/db"),
         ("DASHBOARD_WEBAUTHN_RP_ID", "example.com"),
+        ("DASHBOARD_SMTP_URL", "http://mail.example.com"),
+        ("DASHBOARD_SMTP_URL", "smtp://mail.example.com"),
+        ("DASHBOARD_MAIL_FROM", "not an address"),
     ] {
         let err = parse(&[(name, value)]).err().unwrap_or_else(|| panic!("{name}={value} accepted"));
         assert!(err.contains(name), "{err}");

@@ -20,6 +20,11 @@ pub const KINDS: &[&str] = &[
     "user_enabled",
     "first_admin_created",
     "new_device_sign_in",
+    "email_changed",
+    "invitation_sent",
+    "invitation_accepted",
+    "password_reset_requested",
+    "password_reset",
     "second_factor_added",
     "second_factor_removed",
     "recovery_codes_created",
@@ -54,6 +59,11 @@ pub fn label(kind: &str) -> &str {
         "reauthenticated" => "Identity confirmed",
         "reauth_failed" => "Identity confirmation failed",
         "second_factors_reset" => "Second factors reset",
+        "email_changed" => "Email address changed",
+        "invitation_sent" => "Invitation made",
+        "invitation_accepted" => "Invitation accepted",
+        "password_reset_requested" => "Password reset asked for",
+        "password_reset" => "Password reset",
         other => other,
     }
 }

@@ -7,6 +7,7 @@ pub mod ceremonies;
 pub mod devices;
 pub mod events;
 pub mod factors;
+pub mod outbox;
 pub mod passkeys;
 pub mod pending;
 // Exactly as `diesel print-schema` prints it (`.ci/run` compares), which rustfmt would rewrap.
@@ -15,6 +16,7 @@ pub mod schema;
 pub mod sessions;
 pub mod settings;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;
@@ -271,6 +273,10 @@ where
 impl crate::metrics::LiveSessions for Pool {
     async fn count_live(&self, now_ms: i64) -> anyhow::Result<i64> {
         run(self, move |conn| Ok(sessions::count_live(conn, now_ms)?)).await
+    }
+
+    async fn outbox_depth(&self) -> anyhow::Result<i64> {
+        run(self, |conn| Ok(outbox::depth(conn)?)).await
     }
 }
 

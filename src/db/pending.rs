@@ -72,6 +72,11 @@ pub fn delete(conn: &mut DbConn, id_hash: &str) -> QueryResult<usize> {
     diesel::delete(pending_sign_ins::table.find(id_hash)).execute(conn)
 }
 
+/// Deletes every pending sign-in of a user (a password reset ends them); returns how many.
+pub fn delete_for_user(conn: &mut DbConn, user_id: &str) -> QueryResult<usize> {
+    diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::user_id.eq(user_id))).execute(conn)
+}
+
 /// Deletes the pending sign-ins that have expired.
 pub fn prune(conn: &mut DbConn, now: i64) -> QueryResult<usize> {
     diesel::delete(pending_sign_ins::table.filter(pending_sign_ins::expires_at.le(now))).execute(conn)

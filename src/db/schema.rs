@@ -1,6 +1,16 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        purpose -> Text,
+        user_id -> Text,
+        created_at -> Int8,
+        expires_at -> Int8,
+    }
+}
+
+diesel::table! {
     app_settings (name) {
         name -> Text,
         value -> Text,
@@ -37,6 +47,24 @@ diesel::table! {
         last_failure_at -> Int8,
         locked_until -> Int8,
         lock_count -> Int4,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        kind -> Text,
+        user_id -> Nullable<Text>,
+        recipient -> Text,
+        payload -> Text,
+        status -> Text,
+        created_at -> Int8,
+        expires_at -> Int8,
+        next_attempt_at -> Int8,
+        locked_until -> Int8,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Int8>,
     }
 }
 
@@ -109,6 +137,7 @@ diesel::table! {
         totp_secret -> Nullable<Text>,
         totp_last_step -> Nullable<Int8>,
         factor_epoch -> Int4,
+        email -> Nullable<Text>,
     }
 }
 
@@ -124,6 +153,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_tokens -> users (user_id));
 diesel::joinable!(known_devices -> users (user_id));
 diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
@@ -132,10 +162,12 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(webauthn_ceremonies -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_tokens,
     app_settings,
     auth_events,
     known_devices,
     login_throttle,
+    mail_outbox,
     passkeys,
     pending_sign_ins,
     recovery_codes,

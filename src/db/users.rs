@@ -51,6 +51,8 @@ pub struct User {
     pub totp_last_step: Option<i64>,
     /// Counts the changes of the app (on, off, reset): a set-up form made before one is void.
     pub factor_epoch: i32,
+    /// Where mail for the user goes (lowercased, unique); `None` when they have no address.
+    pub email: Option<String>,
 }
 
 impl User {
@@ -181,6 +183,17 @@ pub fn lock(conn: &mut DbConn, user_id: &str) -> QueryResult<Option<User>> {
         .returning(User::as_returning())
         .get_result(c)
         .optional())
+}
+
+/// Sets (or, with `None`, removes) a user's address; fails with a unique violation when another
+/// user has it.
+pub fn set_email(conn: &mut DbConn, user_id: &str, email: Option<&str>) -> QueryResult<usize> {
+    diesel::update(users::table.find(user_id)).set(users::email.eq(email)).execute(conn)
+}
+
+/// The user with this (normalized) address.
+pub fn find_by_email(conn: &mut DbConn, email: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::email.eq(email)).select(User::as_select()).first(conn).optional()
 }
 
 pub fn touch_last_login(conn: &mut DbConn, user_id: &str, at: i64) -> QueryResult<usize> {

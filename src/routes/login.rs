@@ -32,6 +32,8 @@ struct LoginPage {
     username: String,
     /// Offer "Sign in with a passkey" (where passkeys work: see [`AppState::passkeys_offered`]).
     passkeys: bool,
+    /// Link to `/password-reset` (SMTP is configured).
+    password_reset: bool,
 }
 
 #[derive(Deserialize)]
@@ -62,7 +64,9 @@ pub async fn form(
     }
     let next = query.into_inner().next.filter(|n| is_local_path(n));
     let passkeys = state.passkeys_offered();
-    let mut res = render(StatusCode::OK, &LoginPage { layout, next, username: String::new(), passkeys })?;
+    let password_reset = state.mail.on;
+    let page = LoginPage { layout, next, username: String::new(), passkeys, password_reset };
+    let mut res = render(StatusCode::OK, &page)?;
     if expired {
         // Say it once: drop the dead cookie so a later visit to this page does not repeat it.
         res.add_cookie(&state.cookie.removal()).map_err(|e| AppError::Internal(e.into()))?;
@@ -139,12 +143,13 @@ pub(crate) fn invalid(
     next: Option<String>,
     username: String,
 ) -> Result<HttpResponse, AppError> {
-    let passkeys = state.passkeys_offered();
+    let (passkeys, password_reset) = (state.passkeys_offered(), state.mail.on);
     refuse(StatusCode::UNAUTHORIZED, Layout::new(None, csrf), INVALID_CREDENTIALS, |layout| LoginPage {
         layout,
         next,
         username,
         passkeys,
+        password_reset,
     })
 }
 

@@ -7,10 +7,13 @@ pub mod cloud;
 pub mod dashboard;
 pub mod filters;
 pub mod health;
+pub mod invite;
+pub mod links;
 pub mod login;
 pub mod logout;
 pub mod mfa;
 pub mod passkeys;
+pub mod password_reset;
 pub mod reauth;
 pub mod security;
 pub mod setup;
@@ -91,6 +94,12 @@ pub static ROUTES: &[Route] = {
         route("POST", "/login/mfa/passkey/finish", Public, || web::post().to(passkeys::second_step_finish)).factor(),
         route("GET", "/setup", Public, || web::get().to(setup::form)),
         route("POST", "/setup", Public, || web::post().to(setup::submit)),
+        route("GET", "/invite", Public, || web::get().to(invite::form)),
+        route("POST", "/invite", Public, || web::post().to(invite::submit)),
+        route("GET", "/password-reset", Public, || web::get().to(password_reset::form)),
+        route("POST", "/password-reset", Public, || web::post().to(password_reset::request)),
+        route("GET", "/password-reset/confirm", Public, || web::get().to(password_reset::confirm_form)),
+        route("POST", "/password-reset/confirm", Public, || web::post().to(password_reset::confirm)),
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("POST", "/logout", SignedIn, || web::post().to(logout::submit)).without_factor(),
         route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)).without_factor(),
@@ -298,6 +307,7 @@ impl Done {
             "password-changed" => "Your password was changed. Your other sessions were ended.".to_owned(),
             "passkey-added" => "The passkey was added. You can now sign in with it alone.".to_owned(),
             "user-created" => "The user was created.".to_owned(),
+            "user-invited" => "The user was created and an invitation is on its way by mail.".to_owned(),
             "role-changed" => "The role was changed. It applies from the user's next request.".to_owned(),
             "user-disabled" => format!("The user was disabled and {n} session{plural} ended."),
             "user-enabled" => "The user was enabled.".to_owned(),

@@ -87,8 +87,8 @@ pub struct Retention {
     pub throttle_window: Duration,
 }
 
-/// Deletes old audit events (in batches), spent sign-in counters, devices not seen in 90 days,
-/// expired pending sign-ins and passkey ceremonies;
+/// Deletes old audit events and old sent or failed mail (in batches), spent sign-in counters,
+/// devices not seen in 90 days, expired pending sign-ins, passkey ceremonies and account links;
 /// returns how many rows.
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
@@ -100,9 +100,21 @@ pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: im
     crate::metrics::pruned("pending_sign_ins", pending);
     let ceremonies = ceremonies::prune(conn, now)?;
     crate::metrics::pruned("webauthn_ceremonies", ceremonies);
-    total += devices + pending + ceremonies;
+    let tokens = crate::db::tokens::prune(conn, now)?;
+    crate::metrics::pruned("account_tokens", tokens);
+    total += devices + pending + ceremonies + tokens;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
+        // Sent and failed mail is kept as long as audit events; waiting mail is never pruned.
+        loop {
+            let n = crate::db::outbox::prune_batch(conn, before, PRUNE_BATCH)?;
+            crate::metrics::pruned("mail_outbox", n);
+            total += n;
+            if (n as i64) < PRUNE_BATCH {
+                break;
+            }
+            pause();
+        }
         loop {
             let n = events::prune_batch(conn, before, PRUNE_BATCH)?;
             crate::metrics::pruned("auth_events", n);

@@ -351,6 +351,8 @@ fn a_bad_configuration_stops_with_a_message_naming_the_variable() {
         ("DASHBOARD_LISTEN", "not an address"),
         ("DATABASE_URL", "mysql://localhost/db"),
         ("DASHBOARD_PUBLIC_URL", "ftp://example.com"),
+        ("DASHBOARD_SMTP_URL", "smtp://mail.example.com:25?tls=sometimes"),
+        ("DASHBOARD_MAIL_FROM", "not an address"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_dashboard"))
             .arg("migrate")

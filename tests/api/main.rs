@@ -3,6 +3,7 @@
 
 mod hasher;
 mod helpers;
+mod smtp;
 mod soft_authenticator;
 
 mod account;
@@ -18,6 +19,7 @@ mod deploy;
 mod expiry;
 mod limits;
 mod login;
+mod mail;
 mod metrics;
 mod mfa_policy;
 mod migrations;

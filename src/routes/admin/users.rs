@@ -30,6 +30,8 @@ struct UsersPage {
     min_length: usize,
     /// Second factors are on (`DASHBOARD_MFA` is not `off`).
     mfa_on: bool,
+    /// SMTP is configured: a user can be invited by mail (an address and no password).
+    mail_on: bool,
 }
 
 struct UserView {
@@ -41,6 +43,8 @@ struct UserView {
     is_me: bool,
     /// `totp passkey`, `totp`, `passkey` or `none`.
     mfa: String,
+    /// The address, or empty.
+    email: String,
 }
 
 /// The users page, with a message: a success after a redirect, or the refusal of what was just
@@ -69,12 +73,14 @@ async fn users_page(
             live_sessions: counts.get(&u.id).copied().unwrap_or(0),
             is_me: u.id == user.user_id,
             mfa: factors.get(&u.id).copied().unwrap_or_default().names(),
+            email: u.email.clone().unwrap_or_default(),
         })
         .collect();
     let mut layout = Layout::new(Some(user), csrf);
     (layout.success, layout.error) = (success, error);
     let mfa_on = state.config.mfa.enabled();
-    render(status, &UsersPage { layout, users, new_username, min_length: state.config.password_min_length, mfa_on })
+    let (min_length, mail_on) = (state.config.password_min_length, state.mail.on);
+    render(status, &UsersPage { layout, users, new_username, min_length, mfa_on, mail_on })
 }
 
 /// The users page again with a refusal.
@@ -94,6 +100,8 @@ async fn refused(
         ),
         AccountError::InvalidName(why) => (StatusCode::BAD_REQUEST, why.to_owned()),
         AccountError::Policy(why) => (StatusCode::BAD_REQUEST, why),
+        AccountError::InvalidEmail(why) => (StatusCode::BAD_REQUEST, why.to_owned()),
+        AccountError::EmailTaken(_) => (StatusCode::CONFLICT, "That email address belongs to another user.".to_owned()),
         other => return Err(other.into()),
     };
     users_page(state, status, user, csrf, (None, Some(message)), new_username).await
@@ -116,6 +124,9 @@ pub struct CreateUserForm {
     password: String,
     #[serde(default)]
     role: String,
+    /// Optional; with no password, the user is invited by mail to choose one.
+    #[serde(default)]
+    email: String,
 }
 
 pub async fn create(
@@ -124,7 +135,7 @@ pub async fn create(
     form: web::Form<CreateUserForm>,
     state: State,
 ) -> Result<HttpResponse, AppError> {
-    let CreateUserForm { username, password, role } = form.into_inner();
+    let CreateUserForm { username, password, role, email } = form.into_inner();
     let shown: String = username.trim().chars().take(64).collect();
     let name = match accounts::valid_username(&username) {
         Ok(name) => name,
@@ -134,20 +145,68 @@ pub async fn create(
         let message = Some("Choose the role admin or user.".to_owned());
         return users_page(&state, StatusCode::BAD_REQUEST, user, &csrf, (None, message), shown).await;
     };
+    let email = match accounts::valid_email(&email) {
+        Ok(email) => email,
+        Err(refusal) => return refused(&state, user, &csrf, refusal, shown).await,
+    };
+    if password.is_empty() && email.is_some() {
+        return invite(state, user, csrf, name, role, email, shown).await;
+    }
     if let Err(refusal) = accounts::check_new_password(&password, None, &name, state.config.password_min_length) {
         return refused(&state, user, &csrf, refusal, shown).await;
     }
     // Signed in, so the admin (not an address) is what shares the hashing capacity here.
     let hash = state.hasher.hash(SecretString::from(password), &format!("admin:{}", user.username)).await?;
     let (new_name, admin) = (name.clone(), user.username.clone());
-    let created =
-        db::run(&state.pool, move |conn| Ok(accounts::create_user(conn, &new_name, &hash, role, Actor::Admin(&admin))))
-            .await?;
+    let created = db::run(&state.pool, move |conn| {
+        Ok(accounts::create_user_with_email(conn, &new_name, &hash, role, email.as_deref(), Actor::Admin(&admin)))
+    })
+    .await?;
     if let Err(refusal) = created {
         return refused(&state, user, &csrf, refusal, shown).await;
     }
     tracing::info!(admin = %user.username, session = %user.session_id, user = %name, role = %role, "admin created a user");
     Ok(see_other("/admin/users?done=user-created"))
+}
+
+/// Creates the user without a password and mails them an invitation to choose one.
+async fn invite(
+    state: State,
+    user: CurrentUser,
+    csrf: CsrfToken,
+    name: String,
+    role: Role,
+    email: Option<String>,
+    shown: String,
+) -> Result<HttpResponse, AppError> {
+    if !state.mail.on {
+        let message = "Mail is not configured (DASHBOARD_SMTP_URL): give a password, or make an invitation link \
+                       with `dashboard user invite`."
+            .to_owned();
+        return users_page(&state, StatusCode::BAD_REQUEST, user, &csrf, (None, Some(message)), shown).await;
+    }
+    // A password nobody knows, hashed like any other: a sign-in attempt on an invited account costs
+    // the same time as on any account.
+    let unknown = SecretString::from(crate::util::random_b64(32));
+    let unusable = state.hasher.hash(unknown, &format!("admin:{}", user.username)).await?;
+    let link = state.mail.new_link();
+    let (new_name, admin, now) = (name.clone(), user.username.clone(), state.now_ms());
+    let invited = db::run(&state.pool, move |conn| {
+        let invitation = accounts::NewInvitation {
+            username: &new_name,
+            role,
+            email: email.as_deref(),
+            unusable_hash: &unusable,
+            link: accounts::NewLink::of(&link, true, now),
+        };
+        Ok(accounts::invite_new_user(conn, &invitation, Actor::Admin(&admin)))
+    })
+    .await?;
+    if let Err(refusal) = invited {
+        return refused(&state, user, &csrf, refusal, shown).await;
+    }
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, role = %role, "admin invited a user");
+    Ok(see_other("/admin/users?done=user-invited"))
 }
 
 #[derive(Deserialize)]
