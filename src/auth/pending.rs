@@ -1,4 +1,4 @@
-//! The pending sign-in between the password and the second factor (contract §7).
+//! The pending sign-in between the password and the second factor.
 //!
 //! After a right password, a user with a second factor gets **no session** yet: a row in
 //! `pending_sign_ins` (the user, the password hash that was verified, `next`, an expiry 5 minutes
