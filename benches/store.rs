@@ -44,17 +44,17 @@ fn store_ops(c: &mut Criterion) {
                 rehash: None,
                 throttle_key: "u:bench".into(),
                 address_key: None,
-                session: NewSession {
-                    token: token.row.clone(),
-                    ip: "127.0.0.1".into(),
-                    user_agent: "bench".into(),
-                    cloud: None,
-                    timeouts,
-                    now: dashboard::util::now_ms(),
-                    auth_method: dashboard::accounts::AuthMethod::Password,
-                },
             };
-            accounts::sign_in(&mut pool.get().unwrap(), &sign_in).unwrap();
+            let session = NewSession {
+                token: token.row.clone(),
+                ip: "127.0.0.1".into(),
+                user_agent: "bench".into(),
+                cloud: None,
+                timeouts,
+                now: dashboard::util::now_ms(),
+                auth_method: dashboard::accounts::AuthMethod::Password,
+            };
+            accounts::sign_in(&mut pool.get().unwrap(), &sign_in, &session).unwrap();
             SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()
         };
         let key = save();

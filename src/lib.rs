@@ -18,6 +18,7 @@ pub mod routing;
 pub mod seal;
 pub mod security_headers;
 pub mod session;
+pub mod signin;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -154,6 +154,8 @@ pub struct PendingStart<'a> {
     /// A stronger hash of the same password, when the stored one is weaker than today's.
     pub rehash: Option<&'a str>,
     pub id_hash: &'a str,
+    /// The browser it belongs to (see [`crate::signin::pending`]).
+    pub binding: &'a str,
     pub next: Option<&'a str>,
     pub now: i64,
     pub expires_at: i64,
@@ -175,22 +177,32 @@ pub fn begin_pending_sign_in(conn: &mut DbConn, p: &PendingStart<'_>) -> Result<
             }
             None => p.verified_hash,
         };
-        crate::db::pending::insert(conn, p.id_hash, &user.id, hash, p.next, p.now, p.expires_at)?;
+        let row = crate::db::pending::NewPending {
+            id_hash: p.id_hash,
+            binding: p.binding,
+            user_id: &user.id,
+            password_hash: hash,
+            next: p.next,
+            now: p.now,
+            expires_at: p.expires_at,
+        };
+        crate::db::pending::insert(conn, &row)?;
         Ok(())
     })
 }
 
 /// The second step of a sign-in.
-pub struct SecondStep<'a> {
-    pub pending_id_hash: &'a str,
-    pub user_id: &'a str,
-    pub verified_hash: &'a str,
+pub struct SecondStep {
+    pub pending_id_hash: String,
+    pub user_id: String,
+    pub verified_hash: String,
     /// The code to spend (an app or recovery code); `None` for a factor verified and recorded by
     /// the caller (a passkey).
-    pub proof: Option<&'a crate::auth::codes::CodeProof>,
+    pub proof: Option<crate::auth::codes::CodeProof>,
     /// The username's failed-attempt counter, reset on success.
-    pub throttle_key: &'a str,
-    pub session: super::NewSession,
+    pub throttle_key: String,
+    /// The client address's counter, whose reserved attempt is given back on success.
+    pub address_key: String,
 }
 
 /// Finishes a two-step sign-in in one transaction: takes the pending sign-in (single use, live),
@@ -200,29 +212,30 @@ pub struct SecondStep<'a> {
 /// Returns the user and, after a recovery code, how many are left.
 pub fn finish_sign_in(
     conn: &mut DbConn,
-    s: &SecondStep<'_>,
+    s: &SecondStep,
+    session: &super::NewSession,
 ) -> Result<(crate::db::users::User, Option<i64>), AccountError> {
     transaction(conn, |conn| {
-        let user = lock_user(conn, s.user_id)?.ok_or(AccountError::Changed)?;
+        let user = lock_user(conn, &s.user_id)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() || user.password_hash != s.verified_hash {
             return Err(AccountError::Changed);
         }
-        let now = s.session.now;
-        if !crate::db::pending::take(conn, s.pending_id_hash, &user.id, now)? {
+        let now = session.now;
+        if !crate::db::pending::take(conn, &s.pending_id_hash, &user.id, now)? {
             return Err(AccountError::PendingGone);
         }
         let mut left = None;
-        if let Some(proof) = s.proof {
+        if let Some(proof) = &s.proof {
             let spent = crate::auth::codes::spend(conn, &user.id, proof, now)?.ok_or(AccountError::CodeNotAccepted)?;
             left = spent.recovery_codes_left;
         }
-        crate::db::throttle::succeeded(conn, s.throttle_key, None)?;
-        super::sessions::insert_session(conn, &user, &s.session)?;
+        crate::db::throttle::succeeded(conn, &s.throttle_key, Some(&s.address_key))?;
+        super::sessions::insert_session(conn, &user, session)?;
         if let Some(left) = left {
             let event = NewEvent::new("recovery_code_used")
                 .user(&user.username)
-                .ip(&s.session.ip)
-                .session(&s.session.token.public_id)
+                .ip(&session.ip)
+                .session(&session.token.public_id)
                 .detail(crate::auth::codes::left_words(left));
             events::record(conn, &event)?;
         }

@@ -215,9 +215,11 @@ pub fn request_password_reset(
     address: &AddressAttempt,
 ) -> Result<(ResetRequested, bool), AccountError> {
     let outcome = request_reset_mail(conn, lookup, typed, link, &address.ip)?;
-    let locked = throttle::fail(conn, &address.key, link.now, address.window_ms, address.limit)?;
-    if locked {
-        events::record(conn, &NewEvent::new("locked_out").ip(&address.ip).detail("client address"))?;
+    let lock = throttle::fail(conn, &address.key, link.now, address.window_ms, address.limit, false)?;
+    let locked = lock.is_some();
+    if let Some(lock) = lock {
+        let detail = crate::auth::attempts::lock_detail("client address", lock.length);
+        events::record(conn, &NewEvent::new("locked_out").ip(&address.ip).detail(detail))?;
     }
     Ok((outcome, locked))
 }

@@ -65,28 +65,26 @@ pub struct PasskeySignIn {
     pub throttle_key: String,
     /// The client address's counter, whose reserved attempt is given back on success.
     pub address_key: String,
-    /// Its `auth_method` is the passkey's.
-    pub session: NewSession,
 }
 
 /// Signs a user in with a passkey: creates the session row **only if** the account is still enabled
 /// and the passkey is still theirs and unchanged since it was checked (deleted, or used by a parallel
 /// request, meanwhile: [`AccountError::Changed`], nothing written); records the use (counter, last
 /// used) and the sign-in, in one transaction.
-pub fn sign_in_with_passkey(conn: &mut DbConn, s: &PasskeySignIn) -> Result<User, AccountError> {
+pub fn sign_in_with_passkey(conn: &mut DbConn, s: &PasskeySignIn, session: &NewSession) -> Result<User, AccountError> {
     transaction(conn, |conn| {
         let user = lock_user(conn, &s.user_id)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() {
             return Err(AccountError::Changed);
         }
-        let now = s.session.now;
+        let now = session.now;
         let used =
             passkeys::record_use(conn, &s.passkey_id, &user.id, &s.verified_credential, &s.updated_credential, now)?;
         if used != 1 {
             return Err(AccountError::Changed);
         }
         throttle::succeeded(conn, &s.throttle_key, Some(&s.address_key))?;
-        super::sessions::insert_session(conn, &user, &s.session)?;
+        super::sessions::insert_session(conn, &user, session)?;
         Ok(user)
     })
 }

@@ -83,14 +83,13 @@ pub struct PasswordSignIn {
     pub throttle_key: String,
     /// The client address's counter, whose reserved attempt is given back on success.
     pub address_key: Option<String>,
-    pub session: NewSession,
 }
 
 /// Signs a user in: creates the session row **only if** the account is still enabled and its
 /// password hash is still the one the password was verified against (a reset or a disable that
 /// came while the hash was being checked wins), deletes the user's expired sessions, records the
 /// sign-in. [`AccountError::Changed`] means nothing was written.
-pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, AccountError> {
+pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn, session: &NewSession) -> Result<User, AccountError> {
     transaction(conn, |conn| {
         let user = lock_user(conn, &sign_in.user_id)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() || user.password_hash != sign_in.verified_hash {
@@ -100,7 +99,7 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn) -> Result<User, Acco
         if let Some(hash) = &sign_in.rehash {
             users::set_password_hash(conn, &user.id, hash)?;
         }
-        insert_session(conn, &user, &sign_in.session)?;
+        insert_session(conn, &user, session)?;
         Ok(user)
     })
 }

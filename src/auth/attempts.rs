@@ -18,6 +18,26 @@ pub struct Counter {
     pub limit: i64,
     /// What a lock on it locks, as the audit log says (`username`, `client address`).
     pub what: &'static str,
+    /// Whether each further lock lasts twice the one before (a username's do, until a success; an
+    /// address's do not: many people may share one).
+    pub grows: bool,
+}
+
+/// A lock a failure set: what it locks and until when (epoch ms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Locked {
+    pub what: &'static str,
+    pub until: i64,
+}
+
+/// What the audit log says of a lock: what it locks, and for how long (`username, for 30
+/// minutes`).
+pub fn lock_detail(what: &str, length_ms: i64) -> String {
+    let minutes = (length_ms + 59_999) / 60_000;
+    match minutes {
+        m if m % 60 == 0 => format!("{what}, for {}", crate::util::count((m / 60) as usize, "hour")),
+        m => format!("{what}, for {}", crate::util::count(m as usize, "minute")),
+    }
 }
 
 impl Counter {
@@ -27,13 +47,19 @@ impl Counter {
             key: throttle::user_key(submitted),
             limit: i64::from(state.config.login_max_failures),
             what: "username",
+            grows: true,
         }
     }
 
     /// The client address's counter (ten times the username's limit: spraying one password over many
     /// names is stopped too).
     pub fn ip(state: &AppState, ip: &str) -> Self {
-        Counter { key: throttle::ip_key(ip), limit: i64::from(state.config.ip_max_failures()), what: "client address" }
+        Counter {
+            key: throttle::ip_key(ip),
+            limit: i64::from(state.config.ip_max_failures()),
+            what: "client address",
+            grows: false,
+        }
     }
 }
 
@@ -69,25 +95,24 @@ pub async fn reserve_then<T: Send + 'static>(
 }
 
 /// The checked attempt failed: the reservations stay counted, and `event` (a `sign_in_failed`) is
-/// recorded in the same database call, followed by a `locked_out` event when this failure locked a
-/// counter. Returns what it locked (the first counter's `what`), if anything.
-pub async fn fail(state: &AppState, counters: &[Counter], event: NewEvent) -> Result<Option<&'static str>, AppError> {
+/// recorded in the same database call, followed by a `locked_out` event naming what is locked and
+/// for how long when this failure locked a counter. Returns the lock it set (the first counter's,
+/// when it set several).
+pub async fn fail(state: &AppState, counters: &[Counter], event: NewEvent) -> Result<Option<Locked>, AppError> {
     let (counters, now, window) = (counters.to_vec(), state.now_ms(), duration_ms(state.config.login_lockout));
     db::run(&state.pool, move |conn| {
-        let mut locked = None;
-        for c in &counters {
-            if throttle::fail(conn, &c.key, now, window, c.limit)? {
-                crate::metrics::lockout(c.what);
-                locked = locked.or(Some(c.what));
-            }
-        }
         events::record(conn, &event)?;
-        if let Some(what) = locked {
-            let mut lock = NewEvent::new("locked_out").detail(what);
-            (lock.username, lock.client_ip, lock.session_id) = (event.username, event.client_ip, event.session_id);
-            events::record(conn, &lock)?;
+        let mut first = None;
+        for c in &counters {
+            let Some(lock) = throttle::fail(conn, &c.key, now, window, c.limit, c.grows)? else { continue };
+            crate::metrics::lockout(c.what);
+            first = first.or(Some(Locked { what: c.what, until: lock.until }));
+            let mut recorded = NewEvent::new("locked_out").detail(lock_detail(c.what, lock.length));
+            (recorded.username, recorded.client_ip, recorded.session_id) =
+                (event.username.clone(), event.client_ip.clone(), event.session_id.clone());
+            events::record(conn, &recorded)?;
         }
-        Ok(locked)
+        Ok(first)
     })
     .await
     .map_err(AppError::from)

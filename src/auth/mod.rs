@@ -1,12 +1,12 @@
 //! Authentication: passwords, the guard, CSRF, client addresses and the signed-in user.
 
 pub mod attempts;
+pub mod ceremonies;
 pub mod codes;
 pub mod csrf;
 pub mod guard;
 pub mod passkeys;
 pub mod password;
-pub mod pending;
 pub mod reauth;
 pub mod recovery;
 pub mod totp;
@@ -28,6 +28,30 @@ impl FromRequest for CurrentUser {
     /// none is sent to sign in.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         std::future::ready(req.extensions().get::<CurrentUser>().cloned().ok_or(AppError::Unauthenticated))
+    }
+}
+
+/// The client's address as a handler argument (see [`client_ip`]).
+#[derive(Clone, Debug)]
+pub struct ClientIp(pub String);
+
+impl FromRequest for ClientIp {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<crate::state::State>();
+        std::future::ready(
+            state
+                .map(|state| ClientIp(state.client_ip(req)))
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing"))),
+        )
+    }
+}
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

@@ -109,6 +109,10 @@ pub enum Refusal {
     NotDiscoverable,
     #[error("verification failed: {0}")]
     Verification(WebauthnError),
+    #[error("the passkey changed meanwhile")]
+    Changed,
+    #[error("the account is disabled")]
+    Disabled,
 }
 
 /// What a ceremony keeps on the server between its two requests (the `state` column, as JSON).

@@ -32,7 +32,8 @@ impl Purpose {
 /// A ceremony to keep.
 pub struct NewCeremony<'a> {
     pub purpose: Purpose,
-    /// See [`crate::routes::passkeys`]: a hash of the browser's CSRF token.
+    /// The browser that started it: a hash of its CSRF token (derived from its visitor cookie, or
+    /// once signed in from its session), so another browser's answer does not find it.
     pub binding: &'a str,
     pub user_id: Option<&'a str>,
     pub client_ip: &'a str,
@@ -47,10 +48,20 @@ pub struct Taken {
     pub state: String,
 }
 
+/// How many ceremonies may wait for an answer at once.
+#[derive(Clone, Copy, Debug)]
+pub struct Waiting {
+    /// Per browser: a further start replaces that browser's oldest (a browser crowds out only
+    /// itself).
+    pub per_browser: i64,
+    /// Per client address, across its browsers: a bound on the table, refused beyond.
+    pub per_address: i64,
+}
+
 /// Why a ceremony was not kept.
 #[derive(Debug)]
 pub enum NotKept {
-    /// This address already has `limit` ceremonies waiting for an answer.
+    /// This address already has as many ceremonies waiting for an answer as it may.
     TooMany,
     Database(diesel::result::Error),
 }
@@ -62,14 +73,27 @@ impl From<diesel::result::Error> for NotKept {
 }
 
 /// Keeps a ceremony; returns its id. Expired ceremonies are deleted first (they are small and few:
-/// each lives minutes, and an answered one is gone), and an address may have `limit` waiting, so
-/// that starting ceremonies in a loop cannot fill the table. (Counted before the insert: parallel
-/// starts may pass the limit by a few. It bounds the table; it is not an exact quota.)
-pub fn insert(conn: &mut DbConn, c: &NewCeremony<'_>, now: i64, limit: i64) -> Result<String, NotKept> {
+/// each lives minutes, and an answered one is gone). A browser may have `waiting.per_browser`
+/// waiting: beyond that its oldest is dropped, so one browser starting ceremonies in a loop only
+/// ever holds a few and cannot use up its address's share. An address may have
+/// `waiting.per_address` waiting (from many browsers), so that nobody can fill the table. (Counted
+/// before the insert: parallel starts may pass the limits by a few. They bound the table; they are
+/// not exact quotas.)
+pub fn insert(conn: &mut DbConn, c: &NewCeremony<'_>, now: i64, waiting: Waiting) -> Result<String, NotKept> {
     prune(conn, now)?;
-    let waiting: i64 =
+    let own: Vec<(String, i64)> = webauthn_ceremonies::table
+        .filter(webauthn_ceremonies::binding.eq(c.binding))
+        .select((webauthn_ceremonies::id, webauthn_ceremonies::expires_at))
+        .order((webauthn_ceremonies::expires_at, webauthn_ceremonies::id))
+        .load(conn)?;
+    let over = (own.len() as i64 + 1 - waiting.per_browser.max(1)).max(0) as usize;
+    let oldest: Vec<&str> = own.iter().take(over).map(|(id, _)| id.as_str()).collect();
+    if !oldest.is_empty() {
+        diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::id.eq_any(oldest))).execute(conn)?;
+    }
+    let at_address: i64 =
         webauthn_ceremonies::table.filter(webauthn_ceremonies::client_ip.eq(c.client_ip)).count().get_result(conn)?;
-    if waiting >= limit {
+    if at_address >= waiting.per_address {
         return Err(NotKept::TooMany);
     }
     let id = crate::util::random_b64(18);

@@ -14,26 +14,31 @@ pub struct PendingRow {
     pub next: Option<String>,
     pub expires_at: i64,
     pub username: String,
+    /// The browser it belongs to.
+    pub binding: String,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn insert(
-    conn: &mut DbConn,
-    id_hash: &str,
-    user_id: &str,
-    password_hash: &str,
-    next: Option<&str>,
-    now: i64,
-    expires_at: i64,
-) -> QueryResult<usize> {
+/// A pending sign-in to keep.
+pub struct NewPending<'a> {
+    pub id_hash: &'a str,
+    pub binding: &'a str,
+    pub user_id: &'a str,
+    pub password_hash: &'a str,
+    pub next: Option<&'a str>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &mut DbConn, p: &NewPending<'_>) -> QueryResult<usize> {
     diesel::insert_into(pending_sign_ins::table)
         .values((
-            pending_sign_ins::id_hash.eq(id_hash),
-            pending_sign_ins::user_id.eq(user_id),
-            pending_sign_ins::password_hash.eq(password_hash),
-            pending_sign_ins::next.eq(next),
-            pending_sign_ins::created_at.eq(now),
-            pending_sign_ins::expires_at.eq(expires_at),
+            pending_sign_ins::id_hash.eq(p.id_hash),
+            pending_sign_ins::binding.eq(p.binding),
+            pending_sign_ins::user_id.eq(p.user_id),
+            pending_sign_ins::password_hash.eq(p.password_hash),
+            pending_sign_ins::next.eq(p.next),
+            pending_sign_ins::created_at.eq(p.now),
+            pending_sign_ins::expires_at.eq(p.expires_at),
         ))
         .execute(conn)
 }
@@ -50,6 +55,7 @@ pub fn find(conn: &mut DbConn, id_hash: &str) -> QueryResult<Option<PendingRow>>
             pending_sign_ins::next,
             pending_sign_ins::expires_at,
             users::username,
+            pending_sign_ins::binding,
         ))
         .first(conn)
         .optional()

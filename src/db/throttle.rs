@@ -74,22 +74,95 @@ struct Reserved {
     key: String,
 }
 
+/// The longest a lock lasts, however many came before it.
+pub const LONGEST_LOCK_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// How long the next lock of a key lasts after `locks` locks in a row with no success in between:
+/// `window`, then twice that, and so on, at most [`LONGEST_LOCK_MS`] (never shorter than `window`).
+pub fn lock_length(window: i64, locks: i32, grows: bool) -> i64 {
+    let longest = LONGEST_LOCK_MS.max(window);
+    let mut length = window;
+    for _ in 0..if grows { locks.max(0) } else { 0 } {
+        if length >= longest {
+            break;
+        }
+        length = length.saturating_mul(2);
+    }
+    length.min(longest)
+}
+
+/// A lock a failure set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewLock {
+    pub until: i64,
+    /// How long it lasts (ms).
+    pub length: i64,
+}
+
 /// The reserved attempt failed: it stays counted, and when the count has reached `limit` the key is
-/// locked until `now + window` (and its count starts again from zero). Returns true when this
-/// failure set the lock.
-pub fn fail(conn: &mut DbConn, key: &str, now: i64, window: i64, limit: i64) -> QueryResult<bool> {
-    let sql = portable_sql(
-        conn,
-        "UPDATE login_throttle SET locked_until = $2, failures = 0 \
-         WHERE key = $1 AND failures >= $3 AND locked_until <= $4",
-    );
-    let locked = crate::on_backend!(conn, |c| diesel::sql_query(sql)
-        .bind::<Text, _>(key)
-        .bind::<BigInt, _>(now + window)
-        .bind::<BigInt, _>(limit)
-        .bind::<BigInt, _>(now)
-        .execute(c)?);
-    Ok(locked == 1)
+/// locked (and its count starts again from zero). The lock lasts `window`; for a key that `grows`
+/// (a username), each further lock with no success in between lasts twice the one before, up to
+/// [`LONGEST_LOCK_MS`]. Returns the lock when this failure set it.
+pub fn fail(
+    conn: &mut DbConn,
+    key: &str,
+    now: i64,
+    window: i64,
+    limit: i64,
+    grows: bool,
+) -> QueryResult<Option<NewLock>> {
+    // A read, then an update that holds only if nothing changed since (the same lock count, still
+    // at the limit and unlocked): of parallel failures exactly one sets the lock, with the length
+    // the count it read gives. One that lost the race reads again.
+    for _ in 0..8 {
+        let row: Option<(i32, i32, i64)> = login_throttle::table
+            .find(key)
+            .select((login_throttle::failures, login_throttle::lock_count, login_throttle::locked_until))
+            .first(conn)
+            .optional()?;
+        let Some((failures, locks, locked_until)) = row else { return Ok(None) };
+        if i64::from(failures) < limit || locked_until > now {
+            return Ok(None);
+        }
+        let length = lock_length(window, locks, grows);
+        let until = now.saturating_add(length);
+        let set = diesel::update(
+            login_throttle::table
+                .find(key)
+                .filter(login_throttle::lock_count.eq(locks))
+                .filter(login_throttle::failures.ge(limit as i32))
+                .filter(login_throttle::locked_until.le(now)),
+        )
+        .set((
+            login_throttle::locked_until.eq(until),
+            login_throttle::failures.eq(0),
+            login_throttle::lock_count.eq(if grows { locks.saturating_add(1) } else { 0 }),
+        ))
+        .execute(conn)?;
+        if set == 1 {
+            return Ok(Some(NewLock { until, length }));
+        }
+    }
+    Ok(None)
+}
+
+/// Ends a key's lock and forgets its failures and earlier locks (an administrator's unlock).
+/// Returns whether there was a lock to end.
+pub fn unlock(conn: &mut DbConn, key: &str, now: i64) -> QueryResult<bool> {
+    let locked = locked_until(conn, &[key], now)?.is_some();
+    diesel::update(login_throttle::table.find(key))
+        .set((login_throttle::locked_until.eq(0), login_throttle::failures.eq(0), login_throttle::lock_count.eq(0)))
+        .execute(conn)?;
+    Ok(locked)
+}
+
+/// The locks still running among `keys`: each key with the end of its lock.
+pub fn locks(conn: &mut DbConn, keys: &[String], now: i64) -> QueryResult<Vec<(String, i64)>> {
+    login_throttle::table
+        .filter(login_throttle::key.eq_any(keys))
+        .filter(login_throttle::locked_until.gt(now))
+        .select((login_throttle::key, login_throttle::locked_until))
+        .load(conn)
 }
 
 /// The reserved attempt was not a failure (it succeeded, or was not checked after all): it no longer
@@ -100,14 +173,16 @@ pub fn release(conn: &mut DbConn, key: &str) -> QueryResult<usize> {
         .execute(conn)
 }
 
-/// A successful sign-in, in one statement: resets `reset_key` (the username's count and any lock) and
-/// gives back the attempt reserved on `release_key` (the address's) like [`release`].
+/// A successful sign-in, in one statement: resets `reset_key` (the username's count, any lock, and
+/// the growth of further locks) and gives back the attempt reserved on `release_key` (the
+/// address's) like [`release`].
 pub fn succeeded(conn: &mut DbConn, reset_key: &str, release_key: Option<&str>) -> QueryResult<usize> {
     let sql = portable_sql(
         conn,
         "UPDATE login_throttle SET \
          failures = CASE WHEN key = $1 THEN 0 ELSE failures - 1 END, \
-         locked_until = CASE WHEN key = $1 THEN 0 ELSE locked_until END \
+         locked_until = CASE WHEN key = $1 THEN 0 ELSE locked_until END, \
+         lock_count = CASE WHEN key = $1 THEN 0 ELSE lock_count END \
          WHERE key = $1 OR (key = $2 AND failures > 0)",
     );
     crate::on_backend!(conn, |c| diesel::sql_query(sql)
@@ -116,16 +191,33 @@ pub fn succeeded(conn: &mut DbConn, reset_key: &str, release_key: Option<&str>) 
         .execute(c))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_double_up_to_a_day() {
+        let m = 60_000;
+        let lengths: Vec<i64> = (0..9).map(|n| lock_length(15 * m, n, true) / m).collect();
+        assert_eq!(lengths, [15, 30, 60, 120, 240, 480, 960, 1440, 1440]);
+        assert_eq!(lock_length(15 * m, i32::MAX, true), LONGEST_LOCK_MS);
+        assert_eq!(lock_length(15 * m, 5, false), 15 * m, "an address's locks do not grow");
+        assert_eq!(lock_length(48 * 60 * m, 3, true), 48 * 60 * m, "never shorter than the window");
+    }
+}
+
 /// Current failure count of a key (0 when none): for tests and diagnostics.
 pub fn failures(conn: &mut DbConn, key: &str) -> QueryResult<i32> {
     Ok(login_throttle::table.find(key).select(login_throttle::failures).first(conn).optional()?.unwrap_or(0))
 }
 
-/// Deletes counters that neither lock nor count any more.
+/// Deletes counters that neither lock nor count any more. A key with locks behind it is kept: its
+/// next lock is to be longer, until a success resets it.
 pub fn prune(conn: &mut DbConn, now: i64, window: i64) -> QueryResult<usize> {
     diesel::delete(
         login_throttle::table
             .filter(login_throttle::locked_until.le(now))
+            .filter(login_throttle::lock_count.eq(0))
             .filter(login_throttle::last_failure_at.lt(now - window)),
     )
     .execute(conn)

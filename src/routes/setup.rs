@@ -1,19 +1,19 @@
 //! `GET /setup?token=T` and `POST /setup`: create the first admin, once, with the token printed at
 //! start. There is no default account.
 
-use actix_session::Session;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{refuse, render, see_other, Layout};
-use crate::accounts::{self, AccountError, NewSession, SETUP_TOKEN};
+use crate::accounts::{self, AccountError, AuthMethod, SETUP_TOKEN};
 use crate::auth::csrf::CsrfToken;
 use crate::db::{self, settings, users, Pool};
 use crate::error::AppError;
+use crate::signin::{self, Completed, Visit, Who};
 use crate::state::State;
 
 #[derive(Template)]
@@ -69,19 +69,14 @@ pub async fn form(query: web::Query<SetupQuery>, csrf: CsrfToken, state: State) 
     render(StatusCode::OK, &page)
 }
 
-pub async fn submit(
-    req: HttpRequest,
-    form: web::Form<SetupForm>,
-    session: Session,
-    csrf: CsrfToken,
-    state: State,
-) -> Result<HttpResponse, AppError> {
+pub async fn submit(visit: Visit, form: web::Form<SetupForm>) -> Result<HttpResponse, AppError> {
+    let state = &visit.state;
     let SetupForm { token, username, password, confirm_password } = form.into_inner();
     check_open(&state.pool, token.clone()).await?;
     let min_length = state.config.password_min_length;
     let again = |message: String, username: String| {
         let token = token.clone();
-        refuse(StatusCode::BAD_REQUEST, Layout::new(None, &csrf), message, |layout| SetupPage {
+        refuse(StatusCode::BAD_REQUEST, Layout::new(None, &visit.csrf), message, |layout| SetupPage {
             layout,
             token,
             username,
@@ -95,41 +90,25 @@ pub async fn submit(
     if let Err(why) = accounts::check_new_password(&password, Some(&confirm_password), &name, min_length) {
         return again(why.to_string(), name);
     }
-    let hash = state.hasher.hash(SecretString::from(password), &state.client_ip(&req)).await?;
+    let hash = state.hasher.hash(SecretString::from(password), &visit.ip).await?;
     // The first admin is signed in by the same transaction that creates them.
     let admin_id = users::new_id();
-    let new_token = crate::session::prepare(&req, &session, &admin_id)?;
-    let ip = state.client_ip(&req);
-    let user_agent = req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let new_session = NewSession {
-        token: new_token.row.clone(),
-        ip: ip.clone(),
-        user_agent,
-        cloud: None,
-        timeouts: state.config.timeouts,
-        now: state.now_ms(),
-        auth_method: accounts::AuthMethod::Password,
-    };
-    let (spent, new_name) = (token.clone(), name.clone());
-    let created = db::run(&state.pool, move |conn| {
-        Ok(accounts::set_up_first_admin(conn, &spent, &admin_id, &new_name, &hash, &new_session))
+    let who = Who { id: &admin_id, username: &name, role: users::Role::Admin };
+    let (spent, new_name, new_id) = (token.clone(), name.clone(), admin_id.clone());
+    let completed = signin::complete(&visit, who, AuthMethod::Password, move |conn, session| {
+        Ok(accounts::set_up_first_admin(conn, &spent, &new_id, &new_name, &hash, &session)?.into())
     })
-    .await
-    .map_err(|e| crate::session::abandoned(&session, e))?;
-    match created {
-        Ok(admin) => {
-            crate::session::hand_over(new_token);
-            tracing::info!(username = %admin.username, client_ip = %ip, "first admin created through /setup");
+    .await?;
+    match completed {
+        Completed::SignedIn(done) => {
+            tracing::info!(username = %done.user.username, client_ip = %visit.ip, "first admin created through /setup");
             // When admins must have a second factor, straight to adding one.
             let must_add = state.config.mfa.requires(users::Role::Admin);
             Ok(see_other(if must_add { "/account/security" } else { "/" }))
         }
-        Err(e) => {
-            crate::session::abandon(&session);
-            match e {
-                AccountError::NameTaken(_) | AccountError::SetupClosed => Err(AppError::NotFound),
-                other => Err(other.into()),
-            }
-        }
+        Completed::Refused(AccountError::NameTaken(_) | AccountError::SetupClosed) => Err(AppError::NotFound),
+        Completed::Refused(other) => Err(other.into()),
+        // Cloud access is required and did not answer: nothing was spent; trying again may work.
+        Completed::CloudUnavailable => Err(AppError::Busy),
     }
 }

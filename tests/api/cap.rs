@@ -109,18 +109,18 @@ async fn parallel_sign_ins_of_one_user_never_exceed_the_cap(kind: DbKind) {
                         rehash: None,
                         throttle_key: "user:alice".into(),
                         address_key: None,
-                        session: dashboard::accounts::NewSession {
-                            token: token.row,
-                            ip: "127.0.0.1".into(),
-                            user_agent: String::new(),
-                            cloud: None,
-                            timeouts,
-                            now,
-                            auth_method: dashboard::accounts::AuthMethod::Password,
-                        },
+                    };
+                    let session = dashboard::accounts::NewSession {
+                        token: token.row,
+                        ip: "127.0.0.1".into(),
+                        user_agent: String::new(),
+                        cloud: None,
+                        timeouts,
+                        now,
+                        auth_method: dashboard::accounts::AuthMethod::Password,
                     };
                     barrier.wait();
-                    dashboard::accounts::sign_in(&mut conn, &sign_in).unwrap();
+                    dashboard::accounts::sign_in(&mut conn, &sign_in, &session).unwrap();
                 });
             }
         });

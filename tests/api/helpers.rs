@@ -308,17 +308,17 @@ impl TestApp {
             rehash: None,
             throttle_key: "u:test".into(),
             address_key: None,
-            session: dashboard::accounts::NewSession {
-                token: token.row.clone(),
-                ip: "127.0.0.1".into(),
-                user_agent: String::new(),
-                cloud: None,
-                timeouts,
-                now: self.clock.now_ms(),
-                auth_method: dashboard::accounts::AuthMethod::Password,
-            },
         };
-        self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in).unwrap())).await;
+        let session = dashboard::accounts::NewSession {
+            token: token.row.clone(),
+            ip: "127.0.0.1".into(),
+            user_agent: String::new(),
+            cloud: None,
+            timeouts,
+            now: self.clock.now_ms(),
+            auth_method: dashboard::accounts::AuthMethod::Password,
+        };
+        self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in, &session).unwrap())).await;
         actix_session::storage::SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()
     }
 

@@ -441,7 +441,7 @@ async fn passkey_failures_share_the_lock_with_passwords(kind: DbKind) {
     let mut credential = auth.get(&options);
     tamper(&mut credential, "signature");
     assert_eq!(finish_sign_in(&b, &token, &ceremony, &credential).await.0, 401);
-    assert_eq!(details_of(&app, "locked_out").await, ["username"]);
+    assert_eq!(details_of(&app, "locked_out").await, ["username, for 15 minutes"]);
     // Now even the right passkey is refused, before anything is checked; and the password too.
     let (status, answer) = sign_in(&b, &mut auth).await;
     assert_eq!(status, 429, "{answer}");
@@ -468,36 +468,36 @@ async fn a_passkey_used_meanwhile_or_deleted_signs_nobody_in(kind: DbKind) {
     // that is no longer the stored one (a parallel sign-in moved its counter on, or it was deleted).
     let attempt = |verified: String| {
         let token = dashboard::session::NewToken::new("{}".into());
-        dashboard::accounts::PasskeySignIn {
+        let sign_in = dashboard::accounts::PasskeySignIn {
             user_id: user.id.clone(),
             passkey_id: row.id.clone(),
             verified_credential: verified,
             updated_credential: row.credential.clone(),
             throttle_key: throttle::user_key("ada"),
             address_key: throttle::ip_key("127.0.0.1"),
-            session: dashboard::accounts::NewSession {
-                token: token.row.clone(),
-                ip: "127.0.0.1".into(),
-                user_agent: String::new(),
-                cloud: None,
-                timeouts: dashboard::session::Timeouts {
-                    idle: Duration::from_secs(60),
-                    absolute: None,
-                    max_per_user: 100,
-                },
-                now: app.clock.now_ms(),
-                auth_method: dashboard::accounts::AuthMethod::Passkey,
-            },
-        }
+        };
+        let session = dashboard::accounts::NewSession {
+            token: token.row.clone(),
+            ip: "127.0.0.1".into(),
+            user_agent: String::new(),
+            cloud: None,
+            timeouts: dashboard::session::Timeouts { idle: Duration::from_secs(60), absolute: None, max_per_user: 100 },
+            now: app.clock.now_ms(),
+            auth_method: dashboard::accounts::AuthMethod::Passkey,
+        };
+        (sign_in, session)
     };
     let stale = attempt(format!("{} ", row.credential));
-    let outcome = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &stale).map(|_| ()))).await;
+    let outcome =
+        app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &stale.0, &stale.1).map(|_| ()))).await;
     assert!(matches!(outcome, Err(dashboard::accounts::AccountError::Changed)), "a changed passkey: {outcome:?}");
     assert_eq!(app.session_rows().await, 0);
     let id = row.id.clone();
     app.with_db(move |c| diesel::delete(passkeys::table.find(id)).execute(c)).await;
     let current = attempt(row.credential.clone());
-    let outcome = app.with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &current).map(|_| ()))).await;
+    let outcome = app
+        .with_db(move |c| Ok(dashboard::accounts::sign_in_with_passkey(c, &current.0, &current.1).map(|_| ())))
+        .await;
     assert!(
         matches!(outcome, Err(dashboard::accounts::AccountError::Changed)),
         "a deleted passkey signs nobody in: {outcome:?}"
