@@ -84,6 +84,19 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<us
     })
 }
 
+/// Ends the lock on `username`'s failed sign-ins and forgets the failures and earlier locks behind
+/// it, so the next lock is the shortest again (an administrator's help; the address's counters are
+/// left as they are). Returns whether a lock was running.
+pub fn unlock(conn: &mut DbConn, username: &str, actor: Actor<'_>, now: i64) -> Result<bool, AccountError> {
+    transaction(conn, |conn| {
+        let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
+        let was_locked = crate::db::throttle::unlock(conn, &crate::db::throttle::user_key(&user.username), now)?;
+        let detail = if was_locked { "the lock ended" } else { "not locked; failures forgotten" };
+        events::record(conn, &by(NewEvent::new("unlocked").user(&user.username).detail(detail), actor))?;
+        Ok(was_locked)
+    })
+}
+
 /// Enables a disabled user.
 pub fn enable(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<(), AccountError> {
     transaction(conn, |conn| {

@@ -110,6 +110,9 @@ pub(super) enum UserCommand {
     /// Remove every second factor of a user (authenticator app, recovery codes, passkeys) and end
     /// all their sessions: for someone who lost theirs.
     ResetMfa { name: String },
+    /// End the lock that failed sign-ins put on a user, and forget the failures and earlier locks
+    /// (so the next lock is the shortest again).
+    Unlock { name: String },
 }
 
 #[derive(Args)]

@@ -99,6 +99,13 @@ pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> 
                 count(reset.sessions_ended, "session")
             );
         }
+        UserCommand::Unlock { name } => {
+            let user = find_user(conn, &name)?;
+            match accounts::unlock(conn, &user.username, Actor::Cli, crate::util::now_ms())? {
+                true => println!("ended the lock on `{}`", user.username),
+                false => println!("`{}` was not locked; its failed sign-ins are forgotten", user.username),
+            }
+        }
     }
     Ok(())
 }

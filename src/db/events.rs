@@ -33,6 +33,7 @@ pub const KINDS: &[&str] = &[
     "reauthenticated",
     "reauth_failed",
     "second_factors_reset",
+    "unlocked",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -59,6 +60,7 @@ pub fn label(kind: &str) -> &str {
         "reauthenticated" => "Identity confirmed",
         "reauth_failed" => "Identity confirmation failed",
         "second_factors_reset" => "Second factors reset",
+        "unlocked" => "Lock ended",
         "email_changed" => "Email address changed",
         "invitation_sent" => "Invitation made",
         "invitation_accepted" => "Invitation accepted",

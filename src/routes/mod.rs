@@ -162,6 +162,7 @@ pub static ROUTES: &[Route] = {
         sensitive("POST", "/admin/users/{name}/revoke-sessions", Admin, "/admin/users", || {
             web::post().to(admin::users::revoke_sessions)
         }),
+        sensitive("POST", "/admin/users/{name}/unlock", Admin, "/admin/users", || web::post().to(admin::users::unlock)),
         sensitive("POST", "/admin/users/{name}/reset-mfa", Admin, "/admin/users", || {
             web::post().to(admin::users::reset_mfa)
         }),
@@ -318,6 +319,7 @@ impl Done {
                 format!("You signed in with a recovery code. You have {n} left; make new ones below if you need more.")
             }
             "factors-reset" => format!("The user's second factors were removed and {n} session{plural} ended."),
+            "unlocked" => "The lock was ended: the user can sign in again.".to_owned(),
             _ => return None,
         })
     }

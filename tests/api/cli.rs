@@ -21,9 +21,9 @@ both_databases!(
 );
 
 pub struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs the real binary against `db`, in an empty directory (so no stray `.env` is read).

@@ -378,6 +378,19 @@ impl Browser {
         header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix("dashboard_session=").map(str::to_owned))
     }
 
+    /// The value of the cookie `name`, if the jar holds one.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&self.address.parse().unwrap())?;
+        let prefix = format!("{name}=");
+        header.to_str().ok()?.split("; ").find_map(|pair| pair.strip_prefix(prefix.as_str()).map(str::to_owned))
+    }
+
+    /// Sets the cookie `name` (to copy one from another browser).
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        self.jar.add_cookie_str(&format!("{name}={value}; Path=/"), &self.address.parse().unwrap());
+    }
+
     /// Replaces the session cookie (to replay an old one, or forge one).
     pub fn set_session_cookie(&self, value: &str) {
         self.jar.add_cookie_str(&format!("dashboard_session={value}; Path=/"), &self.address.parse().unwrap());

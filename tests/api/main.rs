@@ -36,5 +36,6 @@ mod second_factors;
 mod security;
 mod sessions;
 mod setup;
+mod signin;
 mod spelling;
 mod two_step;

@@ -35,7 +35,7 @@ both_databases!(
     passkeys_are_unavailable_on_an_ip_address_and_everything_else_works,
     with_second_factors_off_passkeys_are_off_too,
     json_requests_need_the_csrf_header,
-    an_address_may_keep_only_so_many_ceremonies_waiting,
+    one_browser_cannot_use_up_its_address_and_an_address_keeps_only_so_many,
 );
 
 /// An app whose public URL (and `address`) is `http://localhost:PORT`, and an authenticator whose
@@ -617,16 +617,37 @@ async fn json_requests_need_the_csrf_header(kind: DbKind) {
     assert_eq!(app.with_db(|c| webauthn_ceremonies::table.count().get_result::<i64>(c)).await, 0);
 }
 
-async fn an_address_may_keep_only_so_many_ceremonies_waiting(kind: DbKind) {
+async fn one_browser_cannot_use_up_its_address_and_an_address_keeps_only_so_many(kind: DbKind) {
     let (app, _) = passkey_app(kind).await;
+    let waiting = || app.with_db(|c| webauthn_ceremonies::table.count().get_result::<i64>(c));
     let me = app.me();
     let token = csrf_of(&me, "/login").await;
-    for _ in 0..32 {
+    let (_, first) = post_json(&me, &token, "/login/passkey/start", &json!({})).await;
+    for _ in 0..40 {
         assert_eq!(post_json(&me, &token, "/login/passkey/start", &json!({})).await.0, 200);
     }
-    let (status, answer) = post_json(&me, &token, "/login/passkey/start", &json!({})).await;
+    let per_browser = dashboard::auth::ceremonies::WAITING.per_browser;
+    assert_eq!(waiting().await, per_browser, "a browser keeps only its newest few");
+    // Its oldest were dropped to make room.
+    let ids: Vec<String> = app.with_db(|c| webauthn_ceremonies::table.select(webauthn_ceremonies::id).load(c)).await;
+    assert!(!ids.contains(&first["ceremony"].as_str().unwrap().to_owned()), "the first is gone");
+    // Another browser at the same address is not held up by it.
+    let other = app.browser();
+    let other_token = csrf_of(&other, "/login").await;
+    assert_eq!(post_json(&other, &other_token, "/login/passkey/start", &json!({})).await.0, 200);
+
+    // Many browsers at one address: a bound on the table, refused beyond.
+    let per_address = dashboard::auth::ceremonies::WAITING.per_address;
+    while waiting().await < per_address {
+        let b = app.browser();
+        let t = csrf_of(&b, "/login").await;
+        assert_eq!(post_json(&b, &t, "/login/passkey/start", &json!({})).await.0, 200);
+    }
+    let late = app.browser();
+    let late_token = csrf_of(&late, "/login").await;
+    let (status, answer) = post_json(&late, &late_token, "/login/passkey/start", &json!({})).await;
     assert_eq!(status, 429, "{answer}");
     // They expire, and room is made again.
     app.clock.advance(Duration::from_secs(5 * 60 + 1));
-    assert_eq!(post_json(&me, &token, "/login/passkey/start", &json!({})).await.0, 200);
+    assert_eq!(post_json(&late, &late_token, "/login/passkey/start", &json!({})).await.0, 200);
 }

@@ -14,7 +14,7 @@ use crate::accounts::{self, AccountError, Actor};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::CurrentUser;
 use crate::db::users::Role;
-use crate::db::{self, sessions, users};
+use crate::db::{self, sessions, throttle, users};
 use crate::error::AppError;
 use crate::routes::filters::{self, path};
 use crate::routes::{render, see_other, Done, Layout};
@@ -45,6 +45,8 @@ struct UserView {
     mfa: String,
     /// The address, or empty.
     email: String,
+    /// When the lock failed sign-ins put on the user ends, if one is running.
+    locked_until: Option<String>,
 }
 
 /// The users page, with a message: a success after a redirect, or the refusal of what was just
@@ -58,9 +60,12 @@ async fn users_page(
     new_username: String,
 ) -> Result<HttpResponse, AppError> {
     let now = state.now_ms();
-    let (all, counts, factors) = db::run(&state.pool, move |conn| {
+    let (all, counts, factors, locks) = db::run(&state.pool, move |conn| {
         let counts: HashMap<String, i64> = sessions::live_counts_by_user(conn, now)?.into_iter().collect();
-        Ok((users::list(conn)?, counts, crate::db::factors::factors_by_user(conn)?))
+        let all = users::list(conn)?;
+        let keys: Vec<String> = all.iter().map(|u| throttle::user_key(&u.username)).collect();
+        let locks: HashMap<String, i64> = throttle::locks(conn, &keys, now)?.into_iter().collect();
+        Ok((all, counts, crate::db::factors::factors_by_user(conn)?, locks))
     })
     .await?;
     let users = all
@@ -74,6 +79,7 @@ async fn users_page(
             is_me: u.id == user.user_id,
             mfa: factors.get(&u.id).copied().unwrap_or_default().names(),
             email: u.email.clone().unwrap_or_default(),
+            locked_until: locks.get(&throttle::user_key(&u.username)).copied().map(format_ms),
         })
         .collect();
     let mut layout = Layout::new(Some(user), csrf);
@@ -288,6 +294,16 @@ pub async fn revoke_sessions(
         return Ok(see_other("/login"));
     }
     Ok(see_other(&format!("{}?done=user-sessions-ended&n={ended}", form.back())))
+}
+
+/// Ends the lock failed sign-ins put on a user (and forgets the failures and earlier locks).
+pub async fn unlock(user: CurrentUser, name: web::Path<String>, state: State) -> Result<HttpResponse, AppError> {
+    let (target, admin, now) = (name.into_inner(), user.username.clone(), state.now_ms());
+    let name = target.clone();
+    let was_locked =
+        db::run(&state.pool, move |conn| Ok(accounts::unlock(conn, &target, Actor::Admin(&admin), now))).await??;
+    tracing::info!(admin = %user.username, session = %user.session_id, user = %name, was_locked, "admin ended a user's lock");
+    Ok(see_other("/admin/users?done=unlocked"))
 }
 
 /// Removes every second factor of a user and ends all their sessions (for someone who lost their
