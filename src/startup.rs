@@ -160,7 +160,6 @@ impl Application {
                 mfa: settings.sign_in.mfa,
                 reauth_max_age: settings.sign_in.reauth_max_age,
             },
-            csrf: CsrfConfig::new(&key_bytes, secure, origin),
             cookie,
             cloud,
             clock,
@@ -173,6 +172,7 @@ impl Application {
             public_url: public_url.clone(),
         });
         let app_state = state.clone();
+        let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
         let resolver = web::Data::new(crate::routing::Resolver::new(routes::specs()));
         let idle_timeout = settings.sessions.idle_timeout;
 
@@ -195,6 +195,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(resolver.clone())
+                .app_data(csrf_config.clone())
                 .app_data(web::FormConfig::default().limit(FORM_LIMIT))
                 .app_data(web::PayloadConfig::default().limit(FORM_LIMIT))
                 .app_data(web::JsonConfig::default().limit(FORM_LIMIT))

@@ -3,14 +3,15 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest};
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
 use ipnet::IpNet;
 
-use crate::auth::csrf::CsrfConfig;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::cloud::CloudAccess;
 use crate::db::Pool;
+use crate::error::AppError;
 use crate::session::{SessionCookie, Timeouts};
 
 /// The configuration the handlers need (the rest of `Settings` is used at start-up only).
@@ -40,7 +41,6 @@ pub struct AppState {
     pub pool: Pool,
     pub hasher: Hasher,
     pub config: Config,
-    pub csrf: CsrfConfig,
     pub cookie: SessionCookie,
     /// `None` when cloud access is not configured.
     pub cloud: Option<CloudAccess>,
@@ -79,5 +79,29 @@ impl AppState {
 
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+}
+
+/// The client's address as a handler argument (see [`client_ip`]).
+#[derive(Clone, Debug)]
+pub struct ClientIp(pub String);
+
+impl FromRequest for ClientIp {
+    type Error = AppError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<State>();
+        std::future::ready(
+            state
+                .map(|state| ClientIp(state.client_ip(req)))
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing"))),
+        )
+    }
+}
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }

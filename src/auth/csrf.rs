@@ -28,7 +28,7 @@ use crate::error::{error_page, AppError};
 /// The largest form body accepted anywhere.
 pub const FORM_LIMIT: usize = 16 * 1024;
 
-/// CSRF settings, shared as app data.
+/// CSRF settings, shared as app data of their own (the middleware needs nothing else of the app).
 #[derive(Clone)]
 pub struct CsrfConfig {
     /// HMAC states already keyed (the key's two compression rounds done once, not per request).
@@ -156,11 +156,10 @@ pub async fn protect(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let state = req
-        .app_data::<crate::state::State>()
+    let config = req
+        .app_data::<web::Data<CsrfConfig>>()
         .cloned()
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
-    let config = &state.csrf;
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("CSRF settings missing")))?;
     // A signed-in request's token came with its session; only a visitor's needs the cookie.
     let signed_in = req.extensions().get::<CurrentUser>().map(|u| config.session_token(u));
     let (expected, new_secret, known) = match signed_in {

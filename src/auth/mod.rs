@@ -31,30 +31,6 @@ impl FromRequest for CurrentUser {
     }
 }
 
-/// The client's address as a handler argument (see [`client_ip`]).
-#[derive(Clone, Debug)]
-pub struct ClientIp(pub String);
-
-impl FromRequest for ClientIp {
-    type Error = AppError;
-    type Future = std::future::Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<crate::state::State>();
-        std::future::ready(
-            state
-                .map(|state| ClientIp(state.client_ip(req)))
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing"))),
-        )
-    }
-}
-
-impl std::fmt::Display for ClientIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// The client's address: the peer, or — when the peer is one of `DASHBOARD_TRUSTED_PROXIES` — the
 /// nearest untrusted hop of `X-Forwarded-For`. The list is read from its right end (the entry the
 /// proxy that connected to us appended) leftwards, past trusted proxies only: everything to the left

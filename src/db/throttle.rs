@@ -191,20 +191,6 @@ pub fn succeeded(conn: &mut DbConn, reset_key: &str, release_key: Option<&str>) 
         .execute(c))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locks_double_up_to_a_day() {
-        let m = 60_000;
-        let lengths: Vec<i64> = (0..9).map(|n| lock_length(15 * m, n, true) / m).collect();
-        assert_eq!(lengths, [15, 30, 60, 120, 240, 480, 960, 1440, 1440]);
-        assert_eq!(lock_length(15 * m, i32::MAX, true), LONGEST_LOCK_MS);
-        assert_eq!(lock_length(15 * m, 5, false), 15 * m, "an address's locks do not grow");
-        assert_eq!(lock_length(48 * 60 * m, 3, true), 48 * 60 * m, "never shorter than the window");
-    }
-}
 
 /// Current failure count of a key (0 when none): for tests and diagnostics.
 pub fn failures(conn: &mut DbConn, key: &str) -> QueryResult<i32> {
@@ -221,4 +207,19 @@ pub fn prune(conn: &mut DbConn, now: i64, window: i64) -> QueryResult<usize> {
             .filter(login_throttle::last_failure_at.lt(now - window)),
     )
     .execute(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_double_up_to_a_day() {
+        let m = 60_000;
+        let lengths: Vec<i64> = (0..9).map(|n| lock_length(15 * m, n, true) / m).collect();
+        assert_eq!(lengths, [15, 30, 60, 120, 240, 480, 960, 1440, 1440]);
+        assert_eq!(lock_length(15 * m, i32::MAX, true), LONGEST_LOCK_MS);
+        assert_eq!(lock_length(15 * m, 5, false), 15 * m, "an address's locks do not grow");
+        assert_eq!(lock_length(48 * 60 * m, 3, true), 48 * 60 * m, "never shorter than the window");
+    }
 }

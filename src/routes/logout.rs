@@ -1,18 +1,13 @@
 //! `POST /logout`: ends the session (row deleted), removes the cookie.
 
 use actix_identity::Identity;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpResponse;
 
 use crate::auth::CurrentUser;
-use crate::db::events::{self, NewEvent};
-use crate::state::State;
+use crate::state::{ClientIp, State};
 
-pub async fn submit(req: HttpRequest, identity: Identity, user: CurrentUser, state: State) -> HttpResponse {
-    // PurgeSession: the middleware deletes the row and sends a removal cookie.
-    identity.logout();
-    let ip = state.client_ip(&req);
-    events::log(&state.pool, NewEvent::new("sign_out").user(&user.username).ip(ip).session(&user.session_id)).await;
-    tracing::info!(username = %user.username, session = %user.session_id, "signed out");
+pub async fn submit(ip: ClientIp, identity: Identity, user: CurrentUser, state: State) -> HttpResponse {
+    crate::signin::sign_out(&state, identity, &user, &ip.0).await;
     HttpResponse::SeeOther()
         .insert_header(("Location", "/login"))
         .insert_header(("Clear-Site-Data", "\"cache\""))

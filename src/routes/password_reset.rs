@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -22,6 +22,7 @@ use crate::auth::csrf::CsrfToken;
 use crate::db;
 use crate::db::tokens::Purpose;
 use crate::error::AppError;
+use crate::state::ClientIp;
 use crate::state::State;
 use crate::util::duration_ms;
 
@@ -63,7 +64,7 @@ pub async fn form(csrf: CsrfToken, state: State) -> Result<HttpResponse, AppErro
 }
 
 pub async fn request(
-    req: HttpRequest,
+    ip: ClientIp,
     form: web::Form<RequestForm>,
     csrf: CsrfToken,
     state: State,
@@ -71,7 +72,7 @@ pub async fn request(
     require_mail(&state)?;
     let started = tokio::time::Instant::now();
     let typed = form.into_inner().username;
-    let ip = state.client_ip(&req);
+    let ip = ip.0;
     let counter = Counter::ip(&state, &ip);
     let lookup = ResetLookup::of(&typed);
     let link = state.mail.new_link();
@@ -126,7 +127,7 @@ pub async fn confirm_form(
 }
 
 pub async fn confirm(
-    req: HttpRequest,
+    ip: ClientIp,
     form: web::Form<LinkPasswordForm>,
     csrf: CsrfToken,
     state: State,
@@ -141,7 +142,7 @@ pub async fn confirm(
     if let Err(why) = accounts::check_new_password(&new_password, Some(&confirm_password), &user.username, min_length) {
         return FORM.again(&csrf, why, token, user.username, min_length);
     }
-    let ip = state.client_ip(&req);
+    let ip = ip.0;
     let new_hash = state.hasher.hash(SecretString::from(new_password), &ip).await?;
     state.mail.reset_hold.pass().await;
     let change = LinkPassword { token, user_id: user.id.clone(), new_hash, ip: ip.clone(), now: state.now_ms() };

@@ -3,7 +3,7 @@
 //! username's lock through the same atomic counter as sign-in; the lock is shared.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -18,6 +18,7 @@ use crate::config::PASSWORD_MAX_LENGTH;
 use crate::db::events::NewEvent;
 use crate::db::{self, factors, users};
 use crate::error::AppError;
+use crate::state::ClientIp;
 use crate::state::State;
 
 #[derive(Template)]
@@ -90,7 +91,7 @@ pub struct ReauthForm {
 }
 
 pub async fn submit(
-    req: HttpRequest,
+    ip: ClientIp,
     user: CurrentUser,
     csrf: CsrfToken,
     form: web::Form<ReauthForm>,
@@ -98,7 +99,7 @@ pub async fn submit(
 ) -> Result<HttpResponse, AppError> {
     let ReauthForm { password, code, next } = form.into_inner();
     let next = local_next(next);
-    let ip = state.client_ip(&req);
+    let ip = ip.0;
     let counters = [Counter::user(&state, &user.username)];
     state.hasher.check_room(&ip).map_err(anyhow::Error::new)?;
     let id = user.user_id.clone();

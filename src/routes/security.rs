@@ -4,7 +4,7 @@
 //! pages answer `404` (the policy middleware, [`crate::auth::guard::second_factor_policy`]).
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
@@ -14,6 +14,7 @@ use crate::auth::csrf::CsrfToken;
 use crate::auth::{recovery, totp, CurrentUser};
 use crate::db::{self, factors, passkeys};
 use crate::error::AppError;
+use crate::state::ClientIp;
 use crate::state::State;
 use crate::util::format_ms;
 
@@ -154,7 +155,7 @@ struct CodesPage {
 
 /// Turns the app on after a right code for the secret of the set-up form.
 pub async fn totp_enable(
-    req: HttpRequest,
+    ip: ClientIp,
     user: CurrentUser,
     csrf: CsrfToken,
     form: web::Form<TotpForm>,
@@ -177,7 +178,7 @@ pub async fn totp_enable(
     let sealed = state.totp_seal.seal(&user.user_id, &secret);
     let codes = recovery::generate();
     let hashes = hashes_of(&user.user_id, &codes);
-    let (uid, sid, ip) = (user.user_id.clone(), user.session_id.clone(), state.client_ip(&req));
+    let (uid, sid, ip) = (user.user_id.clone(), user.session_id.clone(), ip.0);
     let enabled = db::run(&state.pool, move |conn| {
         let own = Own { user_id: &uid, session_id: &sid, ip: &ip, now };
         Ok(accounts::enable_totp(conn, &own, epoch, &sealed, step, &hashes))
@@ -221,12 +222,12 @@ fn own_of<'a>(user: &'a CurrentUser, ip: &'a str, now: i64) -> Own<'a> {
 }
 
 pub async fn totp_disable(
-    req: HttpRequest,
+    ip: ClientIp,
     user: CurrentUser,
     form: web::Form<EndOthersForm>,
     state: State,
 ) -> Result<HttpResponse, AppError> {
-    let (ip, now, asked) = (state.client_ip(&req), state.now_ms(), form.asked());
+    let (ip, now, asked) = (ip.0, state.now_ms(), form.asked());
     let who = user.clone();
     let ended =
         db::run(&state.pool, move |conn| Ok(accounts::disable_totp(conn, &own_of(&who, &ip, now), asked))).await??;
@@ -235,13 +236,13 @@ pub async fn totp_disable(
 }
 
 pub async fn new_recovery_codes(
-    req: HttpRequest,
+    ip: ClientIp,
     user: CurrentUser,
     csrf: CsrfToken,
     form: web::Form<EndOthersForm>,
     state: State,
 ) -> Result<HttpResponse, AppError> {
-    let (ip, now, asked) = (state.client_ip(&req), state.now_ms(), form.asked());
+    let (ip, now, asked) = (ip.0, state.now_ms(), form.asked());
     let codes = recovery::generate();
     let hashes = hashes_of(&user.user_id, &codes);
     let who = user.clone();
@@ -263,13 +264,13 @@ pub async fn new_recovery_codes(
 }
 
 pub async fn delete_passkey(
-    req: HttpRequest,
+    ip: ClientIp,
     user: CurrentUser,
     id: web::Path<String>,
     form: web::Form<EndOthersForm>,
     state: State,
 ) -> Result<HttpResponse, AppError> {
-    let (ip, now, asked, id) = (state.client_ip(&req), state.now_ms(), form.asked(), id.into_inner());
+    let (ip, now, asked, id) = (ip.0, state.now_ms(), form.asked(), id.into_inner());
     let who = user.clone();
     let ended =
         db::run(&state.pool, move |conn| Ok(accounts::delete_passkey(conn, &own_of(&who, &ip, now), &id, asked)))

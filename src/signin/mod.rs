@@ -14,12 +14,14 @@ mod passkey;
 mod password;
 pub mod pending;
 mod second_step;
+mod sign_out;
 
 pub use complete::{complete, Completed, Done, Who};
 pub use passkey::with_passkey;
 pub use password::with_password;
 pub use pending::PendingSignIn;
 pub use second_step::{with_code, with_second_passkey};
+pub use sign_out::sign_out;
 
 use actix_session::{Session, SessionExt};
 use actix_web::cookie::Cookie;

@@ -9,9 +9,10 @@ use crate::accounts::AuthMethod;
 use crate::auth::attempts::{self, Counter};
 use crate::auth::ceremonies::{self, Answer as CeremonyAnswer, Confirmation};
 use crate::auth::csrf::CsrfToken;
-use crate::auth::{local_next, reauth, ClientIp, CurrentUser};
+use crate::auth::{local_next, reauth, CurrentUser};
 use crate::db::ceremonies::Purpose;
 use crate::db::events::NewEvent;
+use crate::state::ClientIp;
 use crate::state::State;
 
 /// `POST /reauth/passkey/start`.

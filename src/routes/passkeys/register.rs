@@ -8,10 +8,11 @@ use crate::accounts::{self, AccountError, NewPasskey};
 use crate::auth::ceremonies::{self, stored_passkey};
 use crate::auth::csrf::CsrfToken;
 use crate::auth::passkeys::{credential_key, valid_name, CeremonyState, Refusal};
-use crate::auth::{ClientIp, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::db::ceremonies::Purpose;
 use crate::db::{self, passkeys};
 use crate::error::AppError;
+use crate::state::ClientIp;
 use crate::state::State;
 
 /// `POST /account/passkeys/register/start` `{"name": …}`.
