@@ -44,6 +44,7 @@ fn store_ops(c: &mut Criterion) {
                 rehash: None,
                 throttle_key: "u:bench".into(),
                 address_key: None,
+                trusted_browser: None,
             };
             let session = NewSession {
                 token: token.row.clone(),

@@ -27,6 +27,8 @@ pub struct Config {
     pub mfa: crate::config::MfaPolicy,
     /// `DASHBOARD_REAUTH_MAX_AGE`.
     pub reauth_max_age: Duration,
+    /// How long a trusted browser skips the second factor (`0`: never trusted).
+    pub trust_browser_days: u32,
 }
 
 impl Config {
@@ -54,6 +56,9 @@ pub struct AppState {
     pub passkeys: crate::auth::passkeys::PasskeySupport,
     /// Test hook: where the second step of a sign-in, its code checked, is about to spend it.
     pub second_step_hold: crate::hold::HoldPoint,
+    /// Test hook: where a sign-in on a trusted browser, its password checked, is about to use the
+    /// trust.
+    pub trusted_sign_in_hold: crate::hold::HoldPoint,
     /// In `/reauth`, after a code was checked and before it is spent (tests end the session there).
     pub reauth_hold: crate::hold::HoldPoint,
     /// Mail: whether SMTP is on, and the sealing of links in the outbox.

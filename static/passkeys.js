@@ -1,4 +1,4 @@
-// Passkeys: the browser half of the WebAuthn ceremonies (the server half is src/routes/passkeys.rs).
+// Passkeys: the browser half of the WebAuthn ceremonies (the server half is src/routes/passkeys/).
 // Loaded with `defer` by the pages that offer passkeys; no inline script anywhere, so the
 // Content-Security-Policy keeps scripts to this site. Every page works without it, except passkeys.
 //
@@ -181,10 +181,53 @@
       });
   }
 
+  // The second step's *Trust this browser* box, when the page has one.
+  function trusted() {
+    var box = document.getElementById("trust-browser");
+    return !!(box && box.checked);
+  }
+
   function verifyWith(base, next) {
     return post(base + "/start").then(function (started) {
       return navigator.credentials.get(requestOptions(started.options)).then(function (credential) {
-        return post(base + "/finish", { ceremony: started.ceremony, credential: assertionJSON(credential), next: next });
+        var answer = { ceremony: started.ceremony, credential: assertionJSON(credential), next: next, trust: trusted() };
+        return post(base + "/finish", answer);
+      });
+    });
+  }
+
+  // Passkey autofill: where the browser supports conditional mediation, the username field offers
+  // the user's passkeys (autocomplete="username webauthn"); picking one signs in. The request waits
+  // quietly in the background; the button stays for browsers without it, and pressing it ends the
+  // waiting request first (a page may have one WebAuthn request at a time).
+  var waiting = null;
+  var autofillTries = 0;
+
+  function autofill(next) {
+    if (++autofillTries > 3) return; // a browser that keeps refusing at once gets the button only
+    var field = document.getElementById("username");
+    var wanted = field && /\bwebauthn\b/.test(field.getAttribute("autocomplete") || "");
+    if (!supported || !wanted || typeof PublicKeyCredential.isConditionalMediationAvailable !== "function") return;
+    PublicKeyCredential.isConditionalMediationAvailable().then(function (available) {
+      if (!available) return;
+      post("/login/passkey/start").then(function (started) {
+        waiting = new AbortController();
+        var options = requestOptions(started.options);
+        options.mediation = "conditional";
+        options.signal = waiting.signal;
+        return navigator.credentials.get(options).then(function (credential) {
+          waiting = null;
+          return post("/login/passkey/finish", { ceremony: started.ceremony, credential: assertionJSON(credential), next: next });
+        });
+      }).then(function (data) {
+        if (data && data.redirect) go(data.redirect);
+      }).catch(function (error) {
+        if (error === LEAVING || (error && error.name === "AbortError")) return;
+        // Not accepted, or expired while waiting: say so where the button is, and offer it again.
+        var button = document.getElementById("passkey-sign-in");
+        if (button && error && error.name !== "NotAllowedError") say(button, explain(error));
+        waiting = null;
+        autofill(next);
       });
     });
   }
@@ -194,11 +237,17 @@
     // Hidden in the page, so that browsers without scripts or passkeys, and servers that cannot offer
     // them (data-unavailable), never show a dead button.
     signIn.hidden = !supported || signIn.hasAttribute("data-unavailable");
+    var next = signIn.getAttribute("data-next") || "/";
     signIn.addEventListener("click", function () {
+      if (waiting) {
+        waiting.abort();
+        waiting = null;
+      }
       ceremony(signIn, function () {
-        return verifyWith("/login/passkey", signIn.getAttribute("data-next") || "/");
+        return verifyWith("/login/passkey", next);
       });
     });
+    if (!signIn.hasAttribute("data-unavailable")) autofill(next);
   }
 
   var verify = document.getElementById("passkey-verify");

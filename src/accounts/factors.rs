@@ -131,6 +131,7 @@ pub fn reset_second_factors(conn: &mut DbConn, username: &str, actor: Actor<'_>)
         let recovery_codes = factors::delete_recovery_codes(conn, &user.id)?;
         passkeys::delete_for_user(conn, &user.id)?;
         let sessions_ended = sessions::delete_for_user(conn, &user.id)?;
+        crate::db::trusted::delete_for_user(conn, &user.id)?;
         let detail = format!(
             "removed {}; ended {}",
             match (removed.totp, removed.passkeys) {
@@ -203,6 +204,8 @@ pub struct SecondStep {
     pub throttle_key: String,
     /// The client address's counter, whose reserved attempt is given back on success.
     pub address_key: String,
+    /// The browser to trust from now on, when the user asked.
+    pub trust: Option<super::Trust>,
 }
 
 /// Finishes a two-step sign-in in one transaction: takes the pending sign-in (single use, live),
@@ -231,6 +234,9 @@ pub fn finish_sign_in(
         }
         crate::db::throttle::succeeded(conn, &s.throttle_key, Some(&s.address_key))?;
         super::sessions::insert_session(conn, &user, session)?;
+        if let Some(trust) = &s.trust {
+            super::trusted::record_trust(conn, &user, trust, session)?;
+        }
         if let Some(left) = left {
             let event = NewEvent::new("recovery_code_used")
                 .user(&user.username)

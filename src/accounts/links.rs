@@ -313,6 +313,7 @@ pub fn reset_password(conn: &mut DbConn, p: &LinkPassword) -> Result<usize, Acco
         let user = spend_link(conn, p, Purpose::PasswordReset)?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
         let pending = pending::delete_for_user(conn, &user.id)?;
+        crate::db::trusted::delete_for_user(conn, &user.id)?;
         let detail =
             format!("by mail link; ended {} and {}", count(ended, "session"), count(pending, "pending sign-in"));
         events::record(conn, &NewEvent::new("password_reset").user(&user.username).ip(&p.ip).detail(detail))?;

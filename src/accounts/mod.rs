@@ -17,6 +17,7 @@ mod factors;
 mod links;
 mod passkeys;
 mod sessions;
+mod trusted;
 mod users;
 
 pub use devices::{dismiss_notices, network_of, parse_notices, Dismiss, NewDeviceNotice, KNOWN_FOR_MS};
@@ -24,6 +25,7 @@ pub use factors::*;
 pub use links::*;
 pub use passkeys::*;
 pub use sessions::*;
+pub use trusted::{forget_all_trusted_browsers, forget_trusted_browser, Trust};
 pub use users::*;
 
 use diesel::prelude::*;
@@ -82,6 +84,9 @@ pub enum AccountError {
     /// The address as typed is not one (the reason, as shown).
     #[error("{0}")]
     InvalidEmail(&'static str),
+    /// The browser's trust ended (forgotten, a password change, a reset) while it was signing in.
+    #[error("this browser is no longer trusted")]
+    TrustGone,
     #[error("the address `{0}` belongs to another user")]
     EmailTaken(String),
     /// An invitation or reset link that was used, has expired, or never existed.

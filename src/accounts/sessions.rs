@@ -28,6 +28,9 @@ pub enum AuthMethod {
     RecoveryCode,
     /// A passkey (alone, or after the password).
     Passkey,
+    /// The password, on a browser the user trusts to skip the second factor (which it did not
+    /// prove now: a sensitive action still asks for it).
+    TrustedBrowser,
 }
 
 impl AuthMethod {
@@ -37,16 +40,20 @@ impl AuthMethod {
             Self::Totp => "totp",
             Self::RecoveryCode => "recovery_code",
             Self::Passkey => "passkey",
+            Self::TrustedBrowser => "trusted_browser",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Password, Self::Totp, Self::RecoveryCode, Self::Passkey].into_iter().find(|m| m.as_str() == s)
+        [Self::Password, Self::Totp, Self::RecoveryCode, Self::Passkey, Self::TrustedBrowser]
+            .into_iter()
+            .find(|m| m.as_str() == s)
     }
 
-    /// Whether it proved a second factor (everything but the password alone).
+    /// Whether it proved a second factor (everything but the password alone, on a trusted browser
+    /// or not).
     pub fn used_second_factor(self) -> bool {
-        self != Self::Password
+        !matches!(self, Self::Password | Self::TrustedBrowser)
     }
 
     /// In words, for pages and the audit log.
@@ -56,6 +63,7 @@ impl AuthMethod {
             Self::Totp => "password and authenticator app",
             Self::RecoveryCode => "password and recovery code",
             Self::Passkey => "passkey",
+            Self::TrustedBrowser => "password on a trusted browser",
         }
     }
 }
@@ -83,6 +91,9 @@ pub struct PasswordSignIn {
     pub throttle_key: String,
     /// The client address's counter, whose reserved attempt is given back on success.
     pub address_key: Option<String>,
+    /// The hash of the cookie of the trusted browser that lets this user skip the second factor,
+    /// when it does: it must still be trusted ([`AccountError::TrustGone`]).
+    pub trusted_browser: Option<String>,
 }
 
 /// Signs a user in: creates the session row **only if** the account is still enabled and its
@@ -94,6 +105,9 @@ pub fn sign_in(conn: &mut DbConn, sign_in: &PasswordSignIn, session: &NewSession
         let user = lock_user(conn, &sign_in.user_id)?.ok_or(AccountError::Changed)?;
         if user.is_disabled() || user.password_hash != sign_in.verified_hash {
             return Err(AccountError::Changed);
+        }
+        if let Some(token_hash) = &sign_in.trusted_browser {
+            super::trusted::use_trust(conn, &user, token_hash, session)?;
         }
         throttle::succeeded(conn, &sign_in.throttle_key, sign_in.address_key.as_deref())?;
         if let Some(hash) = &sign_in.rehash {

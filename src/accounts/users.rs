@@ -77,6 +77,7 @@ pub fn disable(conn: &mut DbConn, username: &str, actor: Actor<'_>) -> Result<us
         }
         diesel::update(users_table::table.find(&user.id)).set(users_table::disabled.eq(1)).execute(conn)?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
+        crate::db::trusted::delete_for_user(conn, &user.id)?;
         let event =
             NewEvent::new("user_disabled").user(&user.username).detail(format!("ended {}", count(ended, "session")));
         events::record(conn, &by(event, actor))?;
@@ -119,6 +120,7 @@ pub fn set_password(
         let user = lock_user_named(conn, username)?.ok_or_else(|| AccountError::NoSuchUser(username.to_owned()))?;
         users::set_password_hash(conn, &user.id, password_hash)?;
         let ended = sessions::delete_for_user(conn, &user.id)?;
+        crate::db::trusted::delete_for_user(conn, &user.id)?;
         let event =
             NewEvent::new("password_changed").user(&user.username).detail(format!("ended {}", count(ended, "session")));
         events::record(conn, &by(event, actor))?;
@@ -158,6 +160,7 @@ pub fn change_own_password(conn: &mut DbConn, change: &OwnPasswordChange) -> Res
         }
         users::set_password_hash(conn, &user.id, &change.new_hash)?;
         let ended = sessions::delete_for_user_except(conn, &user.id, &change.session_id)?;
+        crate::db::trusted::delete_for_user(conn, &user.id)?;
         let event = NewEvent::new("password_changed")
             .user(&user.username)
             .session(&change.session_id)

@@ -24,6 +24,9 @@ pub struct SignInSettings {
     /// `DASHBOARD_REAUTH_MAX_AGE`: how long after its last authentication a session may perform
     /// sensitive actions.
     pub reauth_max_age: Duration,
+    /// `DASHBOARD_TRUST_BROWSER_DAYS`: how long a browser the user trusts skips the second factor
+    /// at sign-in (`0`: browsers are never trusted).
+    pub trust_browser_days: u32,
     /// The passkeys' relying-party id (`DASHBOARD_WEBAUTHN_RP_ID`); `None` means the public URL's host
     /// (see [`crate::auth::passkeys`] for what happens when that is an IP address).
     pub webauthn_rp_id: Option<String>,
@@ -53,6 +56,7 @@ impl SignInSettings {
             password_min_length: vars.number("DASHBOARD_PASSWORD_MIN_LENGTH", 15, 1, PASSWORD_MAX_LENGTH)?,
             mfa,
             reauth_max_age: vars.duration("DASHBOARD_REAUTH_MAX_AGE", "15m")?,
+            trust_browser_days: u32::try_from(vars.number("DASHBOARD_TRUST_BROWSER_DAYS", 30, 0, 365)?).unwrap_or(30),
             webauthn_rp_id,
         })
     }

@@ -34,6 +34,9 @@ pub const KINDS: &[&str] = &[
     "reauth_failed",
     "second_factors_reset",
     "unlocked",
+    "browser_trusted",
+    "trusted_browser_used",
+    "trusted_browser_forgotten",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -61,6 +64,9 @@ pub fn label(kind: &str) -> &str {
         "reauth_failed" => "Identity confirmation failed",
         "second_factors_reset" => "Second factors reset",
         "unlocked" => "Lock ended",
+        "browser_trusted" => "Browser trusted",
+        "trusted_browser_used" => "Trusted browser used",
+        "trusted_browser_forgotten" => "Trusted browser forgotten",
         "email_changed" => "Email address changed",
         "invitation_sent" => "Invitation made",
         "invitation_accepted" => "Invitation accepted",

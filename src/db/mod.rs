@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod settings;
 pub mod throttle;
 pub mod tokens;
+pub mod trusted;
 pub mod users;
 
 use std::time::Duration;

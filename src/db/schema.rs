@@ -126,6 +126,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    trusted_browsers (id) {
+        id -> Text,
+        user_id -> Text,
+        token_hash -> Text,
+        created_at -> Int8,
+        expires_at -> Int8,
+        last_used_at -> Nullable<Int8>,
+        user_agent -> Text,
+        ip -> Text,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Text,
         username -> Text,
@@ -159,6 +172,7 @@ diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(pending_sign_ins -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(trusted_browsers -> users (user_id));
 diesel::joinable!(webauthn_ceremonies -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -172,6 +186,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pending_sign_ins,
     recovery_codes,
     sessions,
+    trusted_browsers,
     users,
     webauthn_ceremonies,
 );

@@ -191,7 +191,6 @@ pub fn succeeded(conn: &mut DbConn, reset_key: &str, release_key: Option<&str>) 
         .execute(c))
 }
 
-
 /// Current failure count of a key (0 when none): for tests and diagnostics.
 pub fn failures(conn: &mut DbConn, key: &str) -> QueryResult<i32> {
     Ok(login_throttle::table.find(key).select(login_throttle::failures).first(conn).optional()?.unwrap_or(0))

@@ -128,7 +128,13 @@ pub async fn submit(visit: Visit, form: web::Form<LoginForm>) -> Result<HttpResp
 /// sign-in's cookie goes once it is over. `Err` for a refusal the caller answers with its own page.
 pub(crate) fn answer(state: &AppState, outcome: Outcome) -> Result<Result<HttpResponse, Refused>, AppError> {
     let mut res = match outcome {
-        Outcome::SignedIn { next } => see_other(&next),
+        Outcome::SignedIn { next, trusted } => {
+            let mut res = see_other(&next);
+            if let Some(cookie) = trusted {
+                res.add_cookie(&cookie).map_err(|e| AppError::Internal(e.into()))?;
+            }
+            res
+        }
         Outcome::SecondStep { cookie } => {
             let mut res = see_other("/login/mfa");
             res.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));

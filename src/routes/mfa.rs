@@ -19,6 +19,8 @@ struct MfaPage {
     layout: Layout,
     has_totp: bool,
     has_passkeys: bool,
+    /// How long *Trust this browser* lasts (`0`: not offered).
+    trust_days: u32,
 }
 
 async fn page(
@@ -31,7 +33,15 @@ async fn page(
     let f = db::run(&visit.state.pool, move |conn| Ok(factors::factors_of(conn, &id)?)).await?;
     let mut layout = Layout::new(None, &visit.csrf);
     layout.error = error.map(str::to_owned);
-    render(status, &MfaPage { layout, has_totp: f.totp, has_passkeys: f.passkeys > 0 })
+    render(
+        status,
+        &MfaPage {
+            layout,
+            has_totp: f.totp,
+            has_passkeys: f.passkeys > 0,
+            trust_days: visit.state.config.trust_browser_days,
+        },
+    )
 }
 
 pub async fn form(visit: Visit) -> Result<HttpResponse, AppError> {
@@ -45,6 +55,9 @@ pub async fn form(visit: Visit) -> Result<HttpResponse, AppError> {
 pub struct CodeForm {
     #[serde(default)]
     code: String,
+    /// The *Trust this browser* box (`on` when ticked).
+    #[serde(default)]
+    trust_browser: Option<String>,
 }
 
 pub const WRONG_CODE: &str = "That code is not right. Enter the code your app shows now, or a recovery code.";
@@ -53,7 +66,7 @@ pub async fn submit(visit: Visit, form: web::Form<CodeForm>) -> Result<HttpRespo
     let Some(pending) = pending::current(&visit).await? else {
         return super::login::start_again(&visit.state);
     };
-    let outcome = signin::with_code(&visit, &pending, &form.code).await?;
+    let outcome = signin::with_code(&visit, &pending, &form.code, form.trust_browser.is_some()).await?;
     match super::login::answer(&visit.state, outcome)? {
         Ok(res) => Ok(res),
         Err(_) => page(&visit, &pending, StatusCode::UNAUTHORIZED, Some(WRONG_CODE)).await,

@@ -18,6 +18,7 @@ pub mod reauth;
 pub mod security;
 pub mod setup;
 pub mod static_files;
+pub mod trusted;
 pub mod views;
 
 use actix_web::http::{header, StatusCode};
@@ -125,6 +126,10 @@ pub static ROUTES: &[Route] = {
             web::post().to(security::new_recovery_codes)
         })
         .factor(),
+        // Forgetting trust only takes a privilege away: no recent authentication needed.
+        route("POST", "/account/trusted-browsers/forget-all", SignedIn, || web::post().to(trusted::forget_all))
+            .factor(),
+        route("POST", "/account/trusted-browsers/{id}/forget", SignedIn, || web::post().to(trusted::forget)).factor(),
         sensitive("POST", "/account/passkeys/{id}/delete", SignedIn, "/account/security", || {
             web::post().to(security::delete_passkey)
         })
@@ -320,6 +325,8 @@ impl Done {
             }
             "factors-reset" => format!("The user's second factors were removed and {n} session{plural} ended."),
             "unlocked" => "The lock was ended: the user can sign in again.".to_owned(),
+            "browser-forgotten" => "That browser is no longer trusted.".to_owned(),
+            "browsers-forgotten" => format!("{n} browser{plural} no longer trusted."),
             _ => return None,
         })
     }

@@ -39,6 +39,10 @@ struct SecurityPage {
     required: bool,
     /// Why passkeys cannot be added on this server, if they cannot (see [`crate::auth::passkeys`]).
     passkeys_off: Option<String>,
+    /// The browsers the user trusts to skip the second factor.
+    trusted: Vec<super::trusted::TrustedView>,
+    /// Trusting browsers is on (`DASHBOARD_TRUST_BROWSER_DAYS` is not `0`).
+    trust_on: bool,
 }
 
 pub async fn show(
@@ -48,14 +52,18 @@ pub async fn show(
     state: State,
 ) -> Result<HttpResponse, AppError> {
     let id = user.user_id.clone();
-    let (keys, left, factors) = db::run(&state.pool, move |conn| {
+    let now = state.now_ms();
+    let (keys, left, factors, trusted) = db::run(&state.pool, move |conn| {
         Ok((
             passkeys::list_for_user(conn, &id)?,
             factors::recovery_codes_left(conn, &id)?,
             factors::factors_of(conn, &id)?,
+            crate::db::trusted::list_live(conn, &id, now)?,
         ))
     })
     .await?;
+    let trusted = trusted.into_iter().map(super::trusted::TrustedView::from).collect();
+    let trust_on = state.config.trust_browser_days > 0;
     let passkeys = keys
         .into_iter()
         .map(|k| PasskeyView {
@@ -73,7 +81,16 @@ pub async fn show(
             Some("Your account must have a second factor. Add an authenticator app or a passkey to go on.".into());
     }
     let passkeys_off = state.passkeys.relying_party().err().map(str::to_owned);
-    let page = SecurityPage { layout, totp: factors.totp, passkeys, recovery_codes_left: left, required, passkeys_off };
+    let page = SecurityPage {
+        layout,
+        totp: factors.totp,
+        passkeys,
+        recovery_codes_left: left,
+        required,
+        passkeys_off,
+        trusted,
+        trust_on,
+    };
     render(StatusCode::OK, &page)
 }
 
@@ -217,7 +234,7 @@ impl EndOthersForm {
     }
 }
 
-fn own_of<'a>(user: &'a CurrentUser, ip: &'a str, now: i64) -> Own<'a> {
+pub(super) fn own_of<'a>(user: &'a CurrentUser, ip: &'a str, now: i64) -> Own<'a> {
     Own { user_id: &user.user_id, session_id: &user.session_id, ip, now }
 }
 

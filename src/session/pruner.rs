@@ -88,7 +88,8 @@ pub struct Retention {
 }
 
 /// Deletes old audit events and old sent or failed mail (in batches), spent sign-in counters,
-/// devices not seen in 90 days, expired pending sign-ins, passkey ceremonies and account links;
+/// devices not seen in 90 days, expired pending sign-ins, passkey ceremonies, account links and
+/// trusted browsers;
 /// returns how many rows.
 pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: impl FnMut()) -> anyhow::Result<usize> {
     let now = now_ms();
@@ -102,7 +103,9 @@ pub fn prune_housekeeping(conn: &mut DbConn, retention: Retention, mut pause: im
     crate::metrics::pruned("webauthn_ceremonies", ceremonies);
     let tokens = crate::db::tokens::prune(conn, now)?;
     crate::metrics::pruned("account_tokens", tokens);
-    total += devices + pending + ceremonies + tokens;
+    let trusted = crate::db::trusted::prune(conn, now)?;
+    crate::metrics::pruned("trusted_browsers", trusted);
+    total += devices + pending + ceremonies + tokens + trusted;
     if let Some(keep) = retention.events {
         let before = now - duration_ms(keep);
         // Sent and failed mail is kept as long as audit events; waiting mail is never pruned.

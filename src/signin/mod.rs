@@ -15,6 +15,7 @@ mod password;
 pub mod pending;
 mod second_step;
 mod sign_out;
+pub mod trust;
 
 pub use complete::{complete, Completed, Done, Who};
 pub use passkey::with_passkey;
@@ -82,9 +83,11 @@ impl Visit {
 /// How a sign-in step ended.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Signed in (the session cookie goes with the answer): on to `next`.
+    /// Signed in (the session cookie goes with the answer): on to `next`; with the trusted-browser
+    /// cookie to set when the person asked to trust this browser.
     SignedIn {
         next: String,
+        trusted: Option<Cookie<'static>>,
     },
     /// The first step passed and a second factor is needed: the pending sign-in's cookie, then
     /// `/login/mfa`.

@@ -86,7 +86,7 @@ pub async fn with_passkey(
     })
     .await?;
     match completed {
-        Completed::SignedIn(_) => Ok(Outcome::SignedIn { next }),
+        Completed::SignedIn(_) => Ok(Outcome::SignedIn { next, trusted: None }),
         Completed::CloudUnavailable => {
             attempts::release(state, &counters).await?; // the passkey was right
             Ok(Outcome::Refused(Refused::Invalid))

@@ -3,8 +3,8 @@
 use secrecy::SecretString;
 
 use super::complete::{complete, Completed};
-use super::{pending, Outcome, Refused, Visit};
-use crate::accounts::{self, AuthMethod, PasswordSignIn};
+use super::{pending, trust, Outcome, Refused, Visit};
+use crate::accounts::{self, AccountError, AuthMethod, PasswordSignIn};
 use crate::auth::attempts::{self, Counter};
 use crate::auth::password;
 use crate::config::PASSWORD_MAX_LENGTH;
@@ -77,8 +77,39 @@ pub async fn with_password(
         if password::needs_rehash(&user.password_hash) { Some(state.hasher.hash(secret, ip).await?) } else { None };
 
     // A user with a second factor: the password step is done, the session waits for the second
-    // (no session row before it). The answer to a wrong password above never says whether there is one.
-    if state.config.mfa.enabled() && (user.totp_secret.is_some() || passkeys > 0) {
+    // (no session row before it) — unless this browser is one they trust, and still is when the
+    // session is written. The answer to a wrong password above never says whether there is one.
+    let second_factor = state.config.mfa.enabled() && (user.totp_secret.is_some() || passkeys > 0);
+    let trusted = if second_factor { trust::presented(visit) } else { None };
+    let rehash = match trusted {
+        Some(token_hash) => {
+            state.trusted_sign_in_hold.pass().await;
+            let sign_in = PasswordSignIn {
+                user_id: user.id.clone(),
+                verified_hash: user.password_hash.clone(),
+                rehash: rehash.clone(),
+                throttle_key: counters[0].key.clone(),
+                address_key: Some(counters[1].key.clone()),
+                trusted_browser: Some(token_hash),
+            };
+            let completed = complete(visit, &user, AuthMethod::TrustedBrowser, move |conn, session| {
+                Ok(accounts::sign_in(conn, &sign_in, &session)?.into())
+            })
+            .await?;
+            match completed {
+                Completed::SignedIn(_) => return Ok(signed_in(next)),
+                Completed::CloudUnavailable => {
+                    attempts::release(state, &counters).await?; // the password was right
+                    return Ok(Outcome::Refused(Refused::Invalid));
+                }
+                // Trust ended meanwhile (forgotten, a reset): the second factor is asked after all.
+                Completed::Refused(AccountError::TrustGone) => rehash,
+                Completed::Refused(_) => return changed_meanwhile(visit, &user.username, &counters).await,
+            }
+        }
+        None => rehash,
+    };
+    if second_factor {
         attempts::release(state, &counters).await?; // not a guess; the username's failures stay counted
         return match pending::begin(visit, &user, rehash, next).await? {
             Ok(cookie) => Ok(Outcome::SecondStep { cookie }),
@@ -93,19 +124,24 @@ pub async fn with_password(
         throttle_key: counters[0].key.clone(),
         // The password was right: this attempt was not a guess (given back by the same transaction).
         address_key: Some(counters[1].key.clone()),
+        trusted_browser: None,
     };
     let completed = complete(visit, &user, AuthMethod::Password, move |conn, session| {
         Ok(accounts::sign_in(conn, &sign_in, &session)?.into())
     })
     .await?;
     match completed {
-        Completed::SignedIn(_) => Ok(Outcome::SignedIn { next: next.unwrap_or_else(|| "/".to_owned()) }),
+        Completed::SignedIn(_) => Ok(signed_in(next)),
         Completed::CloudUnavailable => {
             attempts::release(state, &counters).await?; // the password was right
             Ok(Outcome::Refused(Refused::Invalid))
         }
         Completed::Refused(_) => changed_meanwhile(visit, &user.username, &counters).await,
     }
+}
+
+fn signed_in(next: Option<String>) -> Outcome {
+    Outcome::SignedIn { next: next.unwrap_or_else(|| "/".to_owned()), trusted: None }
 }
 
 /// Reset or disabled while the password was being checked: that check no longer holds, and the

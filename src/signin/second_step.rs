@@ -21,8 +21,9 @@ fn counters(visit: &Visit, pending: &PendingSignIn) -> [Counter; 2] {
     [Counter::user(&visit.state, &pending.username), Counter::ip(&visit.state, &visit.ip)]
 }
 
-/// The second step with an app code or a recovery code (`code`, as typed).
-pub async fn with_code(visit: &Visit, pending: &PendingSignIn, code: &str) -> Result<Outcome, AppError> {
+/// The second step with an app code or a recovery code (`code`, as typed); `trust`: the person
+/// asked to trust this browser from now on.
+pub async fn with_code(visit: &Visit, pending: &PendingSignIn, code: &str, trust: bool) -> Result<Outcome, AppError> {
     let state = &visit.state;
     let counters = counters(visit, pending);
     let id = pending.user_id.clone();
@@ -35,7 +36,7 @@ pub async fn with_code(visit: &Visit, pending: &PendingSignIn, code: &str) -> Re
         None => "wrong code",
         Some(proof) => {
             let method = proof.method();
-            match finish(visit, pending, &counters, &user, Some(proof), method).await? {
+            match finish(visit, pending, (&counters, trust), &user, Some(proof), method).await? {
                 Some(outcome) => return Ok(outcome),
                 None => "code not accepted (used already, or not one of the user's)",
             }
@@ -44,12 +45,14 @@ pub async fn with_code(visit: &Visit, pending: &PendingSignIn, code: &str) -> Re
     failed(visit, pending, &counters, why.to_owned()).await
 }
 
-/// The second step with one of the user's passkeys: `answer` to a ceremony this browser started.
+/// The second step with one of the user's passkeys: `answer` to a ceremony this browser started
+/// (`trust`: as for [`with_code`]).
 pub async fn with_second_passkey(
     visit: &Visit,
     pending: &PendingSignIn,
     rp: &RelyingParty,
     answer: Answer,
+    trust: bool,
 ) -> Result<Outcome, AppError> {
     let state = &visit.state;
     let counters = counters(visit, pending);
@@ -62,7 +65,7 @@ pub async fn with_second_passkey(
     let Some(user) = db::run(&state.pool, move |conn| Ok(users::find_by_id(conn, &id)?)).await? else {
         return start_again(visit, pending, &counters).await;
     };
-    match finish(visit, pending, &counters, &user, None, AuthMethod::Passkey).await? {
+    match finish(visit, pending, (&counters, trust), &user, None, AuthMethod::Passkey).await? {
         Some(outcome) => Ok(outcome),
         None => Err(AppError::Internal(anyhow::anyhow!("no code was to be spent"))),
     }
@@ -74,11 +77,18 @@ pub async fn with_second_passkey(
 async fn finish(
     visit: &Visit,
     pending: &PendingSignIn,
-    counters: &[Counter; 2],
+    (counters, trust): (&[Counter; 2], bool),
     user: &users::User,
     proof: Option<CodeProof>,
     method: AuthMethod,
 ) -> Result<Option<Outcome>, AppError> {
+    let (trust, trusted) = match trust && super::trust::offered(&visit.state) {
+        true => {
+            let (trust, cookie) = super::trust::new_trust(&visit.state);
+            (Some(trust), Some(cookie))
+        }
+        false => (None, None),
+    };
     let step = SecondStep {
         pending_id_hash: pending.id_hash.clone(),
         user_id: pending.user_id.clone(),
@@ -86,6 +96,7 @@ async fn finish(
         proof,
         throttle_key: counters[0].key.clone(),
         address_key: counters[1].key.clone(),
+        trust,
     };
     visit.state.second_step_hold.pass().await;
     let completed = complete(visit, user, method, move |conn, session| {
@@ -102,7 +113,7 @@ async fn finish(
                 (Some(left), None) => format!("/account/security?done=recovery-code-used&n={left}"),
                 (None, None) => "/".to_owned(),
             };
-            Ok(Some(Outcome::SignedIn { next }))
+            Ok(Some(Outcome::SignedIn { next, trusted }))
         }
         Completed::Refused(AccountError::CodeNotAccepted) => Ok(None),
         // Expired or used meanwhile, the account changed, or cloud access required and unavailable:

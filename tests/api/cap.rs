@@ -109,6 +109,7 @@ async fn parallel_sign_ins_of_one_user_never_exceed_the_cap(kind: DbKind) {
                         rehash: None,
                         throttle_key: "user:alice".into(),
                         address_key: None,
+                        trusted_browser: None,
                     };
                     let session = dashboard::accounts::NewSession {
                         token: token.row,

@@ -308,6 +308,7 @@ impl TestApp {
             rehash: None,
             throttle_key: "u:test".into(),
             address_key: None,
+            trusted_browser: None,
         };
         let session = dashboard::accounts::NewSession {
             token: token.row.clone(),

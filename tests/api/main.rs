@@ -38,4 +38,5 @@ mod sessions;
 mod setup;
 mod signin;
 mod spelling;
+mod trusted;
 mod two_step;

@@ -149,6 +149,9 @@ pub struct Finish<T> {
     /// Where to go once signed in or confirmed (a local path).
     #[serde(default)]
     next: Option<String>,
+    /// At the second step: trust this browser from now on (the page's *Trust this browser* box).
+    #[serde(default)]
+    trust: bool,
 }
 
 #[derive(Deserialize)]
@@ -196,7 +199,13 @@ async fn started(
 /// a refusal.
 fn outcome_answer(state: &AppState, outcome: Outcome) -> Answer {
     let message = match outcome {
-        Outcome::SignedIn { next } => return Ok(forgetting_pending(state, redirect(&next))),
+        Outcome::SignedIn { next, trusted } => {
+            let mut res = forgetting_pending(state, redirect(&next));
+            if let Some(cookie) = trusted {
+                res.add_cookie(&cookie).map_err(|e| internal(e))?;
+            }
+            return Ok(res);
+        }
         Outcome::Refused(Refused::StartAgain) => return Ok(forgetting_pending(state, redirect("/login"))),
         Outcome::Locked { until } => return Err(JsonError::locked(until, state.now_ms())),
         Outcome::SecondStep { .. } => return Err(internal("a passkey sign-in asked for a second step")),

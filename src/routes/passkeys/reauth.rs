@@ -34,7 +34,7 @@ pub async fn reauth_finish(
     state: State,
 ) -> Answer {
     let rp = relying_party(&state)?;
-    let Finish { ceremony, credential, next } = body.into_inner();
+    let Finish { ceremony, credential, next, .. } = body.into_inner();
     let next = local_next(next);
     let counters = [Counter::user(&state, &user.username), Counter::ip(&state, &ip.0)];
     let answer = CeremonyAnswer { ceremony, binding: ceremonies::binding(&csrf), credential };

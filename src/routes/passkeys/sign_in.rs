@@ -24,7 +24,7 @@ pub async fn sign_in_start(visit: Visit) -> Answer {
 /// session is created (a new cookie) and the answer says where to go.
 pub async fn sign_in_finish(visit: Visit, body: web::Json<Finish<PublicKeyCredential>>) -> Answer {
     let rp = relying_party(&visit.state)?;
-    let Finish { ceremony, credential, next } = body.into_inner();
+    let Finish { ceremony, credential, next, .. } = body.into_inner();
     let outcome = signin::with_passkey(&visit, rp, ceremony, credential, local_next(next)).await?;
     outcome_answer(&visit.state, outcome)
 }
@@ -54,8 +54,8 @@ pub async fn second_step_start(visit: Visit) -> Answer {
 pub async fn second_step_finish(visit: Visit, body: web::Json<Finish<PublicKeyCredential>>) -> Answer {
     let rp = relying_party(&visit.state)?;
     let pending = pending_of(&visit).await?;
-    let Finish { ceremony, credential, .. } = body.into_inner();
+    let Finish { ceremony, credential, trust, .. } = body.into_inner();
     let answer = CeremonyAnswer { ceremony, binding: visit.browser.clone(), credential };
-    let outcome = signin::with_second_passkey(&visit, &pending, rp, answer).await?;
+    let outcome = signin::with_second_passkey(&visit, &pending, rp, answer, trust).await?;
     outcome_answer(&visit.state, outcome)
 }
