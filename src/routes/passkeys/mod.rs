@@ -202,7 +202,7 @@ fn outcome_answer(state: &AppState, outcome: Outcome) -> Answer {
         Outcome::SignedIn { next, trusted } => {
             let mut res = forgetting_pending(state, redirect(&next));
             if let Some(cookie) = trusted {
-                res.add_cookie(&cookie).map_err(|e| internal(e))?;
+                res.add_cookie(&cookie).map_err(internal)?;
             }
             return Ok(res);
         }
