@@ -1,7 +1,7 @@
 //! Passkeys in a real browser with real WebAuthn: Chromium's virtual authenticator (the W3C
 //! WebDriver extension: a CTAP2 platform authenticator that keeps resident keys and verifies its
 //! user), driven through `static/passkeys.js` on the real pages: added on `/account/security`, used
-//! alone on `/login`, as the second step on `/login/mfa`, to confirm who you are on `/reauth`, then
+//! alone on `/login` (picked from the username field's autofill), as the second step on `/login/mfa`, to confirm who you are on `/reauth`, then
 //! removed. The app's public URL is
 //! `http://localhost:PORT`: Chromium offers passkeys only to a domain name in a secure context.
 //!
@@ -35,6 +35,25 @@ impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
             "isUserVerified": true,
         });
         (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// `POST /session/{id}/webauthn/authenticator/{authenticator}/uv`: whether the virtual
+/// authenticator verifies its user.
+#[derive(Debug)]
+struct SetUserVerified {
+    authenticator: String,
+    verified: bool,
+}
+
+impl WebDriverCompatibleCommand for SetUserVerified {
+    fn endpoint(&self, base: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        let session = session_id.unwrap_or_default();
+        base.join(&format!("session/{session}/webauthn/authenticator/{}/uv", self.authenticator))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(serde_json::json!({ "isUserVerified": self.verified }).to_string()))
     }
 }
 
@@ -79,13 +98,16 @@ async fn wait_for_text(client: &Client, css: &str) -> String {
 async fn a_passkey_is_added_signs_in_alone_and_after_a_password_confirms_who_you_are_and_is_removed_in_a_real_browser()
 {
     let (_driver, client) = start_browser().await;
-    client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
+    let added = client.issue_cmd(AddVirtualAuthenticator).await.expect("a virtual authenticator");
+    let authenticator = added.as_str().expect("the authenticator's id").to_owned();
     let (app, _) = passkey_app(DbKind::Sqlite).await;
     app.create_user("ada", Role::User).await;
     let base = app.url("");
 
     let result = async {
         client.goto(&format!("{base}/login")).await.unwrap();
+        let field = client.find(Locator::Id("username")).await.unwrap();
+        assert_eq!(field.attr("autocomplete").await.unwrap().as_deref(), Some("username webauthn"), "autofill");
         sign_in_with_password(&client).await;
         wait_for_path(&client, "/").await;
 
@@ -97,19 +119,23 @@ async fn a_passkey_is_added_signs_in_alone_and_after_a_password_confirms_who_you
         assert_eq!(text_of(&client, "tr[data-passkey-id] td[data-label=Name]").await, "This laptop");
         shot(&client, "passkeys").await;
 
-        // Signed out, the passkey alone signs in: no username, no password.
-        sign_out(&client).await;
-        click(&client, Locator::Id("passkey-sign-in")).await;
+        // Signed out, the username field offers the passkey (autofill, conditional mediation):
+        // picking it signs in, no username, no password. Chromium's virtual authenticator picks it
+        // as soon as the page asks, so the sign-out lands signed in again.
+        click(&client, Locator::Css("form[action='/logout'] button")).await;
         wait_for_path(&client, "/").await;
         assert_eq!(text_of(&client, "#username").await, "ada");
         let methods: Vec<String> = app.with_db(|c| sessions::table.select(sessions::auth_method).load(c)).await;
         assert_eq!(methods, ["passkey"]);
 
-        // The password alone no longer signs in: the passkey is the second step.
+        // With the authenticator refusing to verify its user, autofill signs nobody in; the
+        // password alone no longer signs in either: the passkey is the second step.
+        client.issue_cmd(SetUserVerified { authenticator: authenticator.clone(), verified: false }).await.unwrap();
         sign_out(&client).await;
         sign_in_with_password(&client).await;
         wait_for_path(&client, "/login/mfa").await;
         assert_eq!(app.session_rows().await, 0);
+        client.issue_cmd(SetUserVerified { authenticator: authenticator.clone(), verified: true }).await.unwrap();
         click(&client, Locator::Id("passkey-verify")).await;
         wait_for_path(&client, "/").await;
         assert_eq!(text_of(&client, "#username").await, "ada");

@@ -99,7 +99,8 @@ async fn forgetting_a_password_change_a_reset_or_a_disable_ends_trust(kind: DbKi
     assert_eq!(location(&me.login("alice", PASSWORD).await), "/login/mfa");
 
     // Forget all.
-    let res = me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
+    let res =
+        me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
     assert_eq!(location(&res), "/");
     next_step(&app);
     let res = me.submit("/account/security", "/account/trusted-browsers/forget-all", &[]).await;
@@ -121,7 +122,8 @@ async fn forgetting_a_password_change_a_reset_or_a_disable_ends_trust(kind: DbKi
     assert_eq!(location(&me.login("alice", PASSWORD).await), "/login/mfa");
 
     // An admin's disable ends it too.
-    let res = me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
+    let res =
+        me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
     assert_eq!(location(&res), "/");
     next_step(&app);
     assert_eq!(trusted_rows(&app).await, 1);
@@ -134,7 +136,8 @@ async fn forgetting_a_password_change_a_reset_or_a_disable_ends_trust(kind: DbKi
     // And an admin's reset of the factors.
     let me = app.browser();
     assert_eq!(location(&me.login("alice", PASSWORD).await), "/login/mfa");
-    let res = me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
+    let res =
+        me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
     assert_eq!(location(&res), "/");
     assert_eq!(trusted_rows(&app).await, 1);
     admin.submit("/admin/users", "/admin/users/alice/reset-mfa", &[]).await;
@@ -181,7 +184,8 @@ async fn trust_runs_out_and_can_be_turned_off(kind: DbKind) {
     assert_eq!(location(&me.login("alice", PASSWORD).await), "/login/mfa");
     let page = me.get("/login/mfa").await.text().await.unwrap();
     assert!(!page.contains("trust-browser"), "not offered");
-    let res = me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
+    let res =
+        me.submit("/login/mfa", "/login/mfa", &[("code", &code(&app, &secret, 0)), ("trust_browser", "on")]).await;
     assert_eq!(location(&res), "/");
     assert!(me.cookie("dashboard_trusted").is_none());
     assert_eq!(trusted_rows(&app).await, 0);
