@@ -127,9 +127,8 @@ pub static ROUTES: &[Route] = {
         })
         .factor(),
         // Forgetting trust only takes a privilege away: no recent authentication needed.
-        route("POST", "/account/trusted-browsers/forget-all", SignedIn, || web::post().to(trusted::forget_all))
-            .factor(),
-        route("POST", "/account/trusted-browsers/{id}/forget", SignedIn, || web::post().to(trusted::forget)).factor(),
+        route("POST", "/account/trusted-browsers/forget-all", SignedIn, || web::post().to(trusted::forget_all)),
+        route("POST", "/account/trusted-browsers/{id}/forget", SignedIn, || web::post().to(trusted::forget)),
         sensitive("POST", "/account/passkeys/{id}/delete", SignedIn, "/account/security", || {
             web::post().to(security::delete_passkey)
         })
