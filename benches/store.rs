@@ -54,6 +54,7 @@ fn store_ops(c: &mut Criterion) {
                 timeouts,
                 now: dashboard::util::now_ms(),
                 auth_method: dashboard::accounts::AuthMethod::Password,
+                dbsc_challenge: None,
             };
             accounts::sign_in(&mut pool.get().unwrap(), &sign_in, &session).unwrap();
             SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()

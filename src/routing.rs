@@ -67,11 +67,24 @@ pub struct RouteSpec {
     /// The Cloud proxy: its responses are sandboxed, and its unsafe requests carry the CSRF token
     /// in the `X-CSRF-Token` header.
     pub cloud: bool,
+    /// Called by the browser itself, not by a page (no CSRF token can come with it): the request
+    /// proves itself by a signature over a challenge of the server's, which a cross-site request
+    /// cannot make.
+    pub signed: bool,
 }
 
 impl RouteSpec {
     pub const fn new(method: &'static str, path: &'static str, access: Access) -> Self {
-        Self { method, path, access, sensitive: Sensitive::No, factor: false, without_factor: false, cloud: false }
+        Self {
+            method,
+            path,
+            access,
+            sensitive: Sensitive::No,
+            factor: false,
+            without_factor: false,
+            cloud: false,
+            signed: false,
+        }
     }
 
     /// A sensitive action whose form is on `page`.
@@ -92,6 +105,11 @@ impl RouteSpec {
     /// The Cloud proxy.
     pub const fn cloud(self) -> Self {
         Self { cloud: true, ..self }
+    }
+
+    /// See [`RouteSpec::signed`].
+    pub const fn signed(self) -> Self {
+        Self { signed: true, ..self }
     }
 
     /// Whether anyone may reach it without a session.

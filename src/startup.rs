@@ -160,6 +160,7 @@ impl Application {
                 mfa: settings.sign_in.mfa,
                 reauth_max_age: settings.sign_in.reauth_max_age,
                 trust_browser_days: settings.sign_in.trust_browser_days,
+                dbsc_cookie_ttl: (settings.sign_in.dbsc && secure).then_some(settings.sign_in.dbsc_cookie_ttl),
             },
             cookie,
             cloud,

@@ -29,6 +29,9 @@ pub struct Config {
     pub reauth_max_age: Duration,
     /// How long a trusted browser skips the second factor (`0`: never trusted).
     pub trust_browser_days: u32,
+    /// How long a bound cookie works, when sessions are device-bound here (`DASHBOARD_DBSC` on and
+    /// an `https://` public URL); `None` otherwise.
+    pub dbsc_cookie_ttl: Option<Duration>,
 }
 
 impl Config {

@@ -79,6 +79,8 @@ pub struct NewSession {
     pub now: i64,
     /// How it signed in; `now` is its first authentication (the re-authentication window starts).
     pub auth_method: AuthMethod,
+    /// The challenge offered to the browser to bind the session to a key of its own, if one is.
+    pub dbsc_challenge: Option<String>,
 }
 
 /// A sign-in with a password that was verified against `verified_hash`.
@@ -153,6 +155,7 @@ pub(super) fn insert_session(conn: &mut DbConn, user: &User, s: &NewSession) -> 
             authenticated_with: s.auth_method.as_str(),
             authenticated_at: s.now,
             csrf_token: &s.token.csrf_token,
+            dbsc_challenge: s.dbsc_challenge.as_deref(),
         },
     )?;
     let event = NewEvent::new("sign_in").user(&user.username).ip(&s.ip).session(&s.token.public_id);

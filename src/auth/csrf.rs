@@ -176,7 +176,9 @@ pub async fn protect(
     // A method the Cloud proxy never forwards is left to its `405` (it changes nothing).
     let cloud = crate::routing::of(&req).has(|r| r.cloud);
     let refused_by_proxy = cloud && !crate::cloud::forwards(req.method());
-    if is_unsafe(req.method()) && !refused_by_proxy {
+    // A route the browser calls by itself proves the request with a signature instead.
+    let signed = crate::routing::of(&req).has(|r| r.signed);
+    if is_unsafe(req.method()) && !refused_by_proxy && !signed {
         let refuse = |req: ServiceRequest, status: StatusCode, why: &str| {
             tracing::info!(path = %req.path(), reason = why, "refused an unsafe request");
             let message = (status == StatusCode::FORBIDDEN).then_some(
@@ -268,6 +270,7 @@ mod tests {
             has_passkey: false,
             second_factors_on: true,
             csrf: crate::session::SessionCsrf(csrf.into()),
+            bound: None,
         }
     }
 

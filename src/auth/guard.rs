@@ -6,6 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse};
 
+use crate::auth::dbsc;
 use crate::routing::{self, Access};
 use crate::session::context::{self, Loaded};
 use crate::session::CurrentUser;
@@ -23,6 +24,13 @@ pub async fn require_session(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let public = routing::of(&req).is_public();
     let signed_in = match context::take_loaded() {
+        // A device-bound session is the request's only with its current bound cookie: a copy of
+        // the session cookie alone, or with a bound cookie that expired, is not signed in (and the
+        // session goes on for the browser that holds the key, which renews the bound cookie).
+        Loaded::Live(live) if !bound_cookie_admits(&req, &live) => {
+            tracing::info!(username = %live.username, session = %live.session_id, path = %req.path(), "a device-bound session without its current bound cookie");
+            false
+        }
         Loaded::Live(live) => {
             req.extensions_mut().insert(live);
             true
@@ -52,11 +60,25 @@ pub async fn require_session(
         return Ok(req.into_response(res).map_into_right_body());
     }
     let mut res = next.call(req).await?;
+    // A sign-in on this request offers the browser to bind the new session to a key of its own.
+    let registration = res.request().extensions().get::<dbsc::Registration>().map(dbsc::Registration::header);
+    if let Some(value) = registration.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        res.headers_mut().insert(header::HeaderName::from_static("secure-session-registration"), value);
+    }
     // Pages of this scope are personal (or carry a CSRF token): never cached.
     if signed_in || !res.headers().contains_key(header::CACHE_CONTROL) {
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     Ok(res.map_into_left_body())
+}
+
+fn bound_cookie_admits(req: &ServiceRequest, live: &CurrentUser) -> bool {
+    if live.bound.is_none() {
+        return true;
+    }
+    let now = req.app_data::<crate::state::State>().map_or(0, |s| s.now_ms());
+    let cookie = req.cookie(dbsc::COOKIE);
+    dbsc::admits(live, cookie.as_ref().map(|c| c.value()), now)
 }
 
 /// For the admin routes: a signed-in user who is not an admin gets a `403` page (their session stays

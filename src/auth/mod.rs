@@ -4,6 +4,7 @@ pub mod attempts;
 pub mod ceremonies;
 pub mod codes;
 pub mod csrf;
+pub mod dbsc;
 pub mod guard;
 pub mod passkeys;
 pub mod password;

@@ -27,6 +27,11 @@ pub struct SignInSettings {
     /// `DASHBOARD_TRUST_BROWSER_DAYS`: how long a browser the user trusts skips the second factor
     /// at sign-in (`0`: browsers are never trusted).
     pub trust_browser_days: u32,
+    /// `DASHBOARD_DBSC` (`on`, the default, or `off`): device-bound sessions where the browser
+    /// supports them and the public URL is `https://`.
+    pub dbsc: bool,
+    /// `DASHBOARD_DBSC_COOKIE_TTL`: how long a bound cookie works before the browser renews it.
+    pub dbsc_cookie_ttl: Duration,
     /// The passkeys' relying-party id (`DASHBOARD_WEBAUTHN_RP_ID`); `None` means the public URL's host
     /// (see [`crate::auth::passkeys`] for what happens when that is an IP address).
     pub webauthn_rp_id: Option<String>,
@@ -50,7 +55,18 @@ impl SignInSettings {
                 Some(check_rp_id(&raw, public_url).map_err(|e| ConfigError::invalid("DASHBOARD_WEBAUTHN_RP_ID", e))?)
             }
         };
+        let dbsc = match vars.get("DASHBOARD_DBSC").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => return Err(ConfigError::invalid("DASHBOARD_DBSC", format!("`{other}` is not on or off"))),
+        };
+        let dbsc_cookie_ttl = vars.duration("DASHBOARD_DBSC_COOKIE_TTL", "10m")?;
+        if dbsc_cookie_ttl < Duration::from_secs(30) {
+            return Err(ConfigError::invalid("DASHBOARD_DBSC_COOKIE_TTL", "it must be at least 30s".to_owned()));
+        }
         Ok(Self {
+            dbsc,
+            dbsc_cookie_ttl,
             max_failures: u32::try_from(max_failures).unwrap_or(5),
             lockout: vars.duration("DASHBOARD_LOGIN_LOCKOUT", "15m")?,
             password_min_length: vars.number("DASHBOARD_PASSWORD_MIN_LENGTH", 15, 1, PASSWORD_MAX_LENGTH)?,

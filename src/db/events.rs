@@ -37,6 +37,8 @@ pub const KINDS: &[&str] = &[
     "browser_trusted",
     "trusted_browser_used",
     "trusted_browser_forgotten",
+    "session_bound",
+    "dbsc_refused",
 ];
 
 /// What a person reads for a kind (the stored `snake_case` kind stays in attributes and filters).
@@ -67,6 +69,8 @@ pub fn label(kind: &str) -> &str {
         "browser_trusted" => "Browser trusted",
         "trusted_browser_used" => "Trusted browser used",
         "trusted_browser_forgotten" => "Trusted browser forgotten",
+        "session_bound" => "Session bound to its device",
+        "dbsc_refused" => "Device-bound request refused",
         "email_changed" => "Email address changed",
         "invitation_sent" => "Invitation made",
         "invitation_accepted" => "Invitation accepted",

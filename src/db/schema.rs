@@ -122,6 +122,10 @@ diesel::table! {
         new_device_notices -> Nullable<Text>,
         authenticated_with -> Text,
         csrf_token -> Text,
+        dbsc_key -> Nullable<Text>,
+        dbsc_challenge -> Nullable<Text>,
+        dbsc_cookie_hash -> Nullable<Text>,
+        dbsc_cookie_expires_at -> Nullable<Int8>,
     }
 }
 

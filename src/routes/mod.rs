@@ -5,6 +5,7 @@ pub mod admin;
 pub mod charts;
 pub mod cloud;
 pub mod dashboard;
+pub mod dbsc;
 pub mod filters;
 pub mod health;
 pub mod invite;
@@ -71,6 +72,11 @@ impl Route {
         Route { spec: self.spec.without_factor(), handler: self.handler }
     }
 
+    /// See [`RouteSpec::signed`].
+    const fn signed(self) -> Self {
+        Route { spec: self.spec.signed(), handler: self.handler }
+    }
+
     const fn cloud(self) -> Self {
         Route { spec: self.spec.cloud(), handler: self.handler }
     }
@@ -88,6 +94,9 @@ pub static ROUTES: &[Route] = {
         route("GET", "/login", Public, || web::get().to(login::form)),
         route("POST", "/login", Public, || web::post().to(login::submit)),
         route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)).factor(),
+        // Device-bound sessions: the browser's own requests, each a JWT signed with its key.
+        route("POST", "/login/dbsc/register", Public, || web::post().to(dbsc::register)).signed(),
+        route("POST", "/login/dbsc/refresh", Public, || web::post().to(dbsc::refresh)).signed(),
         route("POST", "/login/passkey/finish", Public, || web::post().to(passkeys::sign_in_finish)).factor(),
         route("GET", "/login/mfa", Public, || web::get().to(mfa::form)).factor(),
         route("POST", "/login/mfa", Public, || web::post().to(mfa::submit)).factor(),

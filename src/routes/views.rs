@@ -20,6 +20,8 @@ pub struct SessionView {
     pub method_code: &'static str,
     /// "role:admin until 18:02 UTC" when the session holds a live gateway token.
     pub cloud: Option<String>,
+    /// Bound to a key of its browser (a device-bound session).
+    pub bound: bool,
 }
 
 impl SessionView {
@@ -42,6 +44,7 @@ impl SessionView {
                 (Some(role), Some(until)) if until > now => Some(format!("role:{role} until {}", format_ms(until))),
                 _ => None,
             },
+            bound: row.dbsc_key.is_some(),
         }
     }
 }

@@ -45,6 +45,15 @@ pub struct CurrentUser {
     pub second_factors_on: bool,
     /// The session's CSRF token, kept with its row (see `auth::csrf`).
     pub csrf: SessionCsrf,
+    /// For a device-bound session, its current bound cookie (see `auth::dbsc`).
+    pub bound: Option<BoundCookie>,
+}
+
+/// A device-bound session's current bound cookie: its hash and when it stops working.
+#[derive(Clone, Debug)]
+pub struct BoundCookie {
+    pub cookie_hash: String,
+    pub expires_at: i64,
 }
 
 /// A signed-in session's CSRF token as its row keeps it (empty for a row from before rows kept

@@ -149,6 +149,10 @@ impl SessionStore for DbSessionStore {
             has_passkey: row.has_passkey,
             second_factors_on: true,
             csrf: super::SessionCsrf(row.csrf_token),
+            bound: row
+                .dbsc_cookie_hash
+                .zip(row.dbsc_cookie_expires_at)
+                .map(|(cookie_hash, expires_at)| super::BoundCookie { cookie_hash, expires_at }),
         }));
         Ok(Some(state))
     }

@@ -2,6 +2,7 @@
 //! new-device check inside the accounts service's transaction), the cookie, the log and the metrics.
 
 use actix_web::http::header;
+use actix_web::HttpMessage;
 
 use super::Visit;
 use crate::accounts::{AccountError, AuthMethod, CloudGrant, NewSession};
@@ -85,6 +86,8 @@ where
         },
     };
     let token = crate::session::prepare(&visit.req, &visit.session, user.id)?;
+    // Where sessions are device-bound, the browser is asked to register a key with the answer.
+    let registration = crate::auth::dbsc::Registration::offer(state);
     let cloud = cloud_token.zip(state.cloud.as_ref()).map(|(t, cloud)| CloudGrant {
         sealed_token: cloud.seal(&token.row.public_id, &t.access_token),
         role: user.role.as_str().to_owned(),
@@ -99,6 +102,7 @@ where
         timeouts: state.config.timeouts,
         now: state.now_ms(),
         auth_method: method,
+        dbsc_challenge: registration.as_ref().map(|r| r.0.clone()),
     };
     let written = db::run(&state.pool, move |conn| Ok(write(conn, session)))
         .await
@@ -106,6 +110,9 @@ where
     match written {
         Ok(done) => {
             crate::session::hand_over(token);
+            if let Some(registration) = registration {
+                visit.req.extensions_mut().insert(registration);
+            }
             tracing::info!(username = %done.user.username, client_ip = %visit.ip, method = method.as_str(), "sign-in succeeded");
             metrics::sign_in(SignIn::Success);
             Ok(Completed::SignedIn(done))

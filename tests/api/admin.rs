@@ -95,6 +95,7 @@ async fn seed_sessions(app: &TestApp, user_id: String, n: usize) {
                         authenticated_with: "password",
                         authenticated_at: now,
                         csrf_token: "",
+                        dbsc_challenge: None,
                     },
                 )
                 .map(drop)

@@ -119,6 +119,7 @@ async fn parallel_sign_ins_of_one_user_never_exceed_the_cap(kind: DbKind) {
                         timeouts,
                         now,
                         auth_method: dashboard::accounts::AuthMethod::Password,
+                        dbsc_challenge: None,
                     };
                     barrier.wait();
                     dashboard::accounts::sign_in(&mut conn, &sign_in, &session).unwrap();

@@ -218,6 +218,7 @@ async fn two_pruners_on_one_database_do_not_conflict(kind: DbKind) {
                     authenticated_with: "password",
                     authenticated_at: past,
                     csrf_token: "",
+                    dbsc_challenge: None,
                 })
                 .collect();
             // MultiConnection has no multi-row INSERT: one statement per row, one transaction per batch.

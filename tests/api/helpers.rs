@@ -318,6 +318,7 @@ impl TestApp {
             timeouts,
             now: self.clock.now_ms(),
             auth_method: dashboard::accounts::AuthMethod::Password,
+            dbsc_challenge: None,
         };
         self.with_db(move |c| Ok(dashboard::accounts::sign_in(c, &sign_in, &session).unwrap())).await;
         actix_session::storage::SessionKey::try_from(token.secret().expose_secret().to_owned()).unwrap()

@@ -15,6 +15,7 @@ mod browser_passkeys;
 mod cap;
 mod cli;
 mod cloud;
+mod dbsc;
 mod deploy;
 mod expiry;
 mod limits;

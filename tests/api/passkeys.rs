@@ -484,6 +484,7 @@ async fn a_passkey_used_meanwhile_or_deleted_signs_nobody_in(kind: DbKind) {
             timeouts: dashboard::session::Timeouts { idle: Duration::from_secs(60), absolute: None, max_per_user: 100 },
             now: app.clock.now_ms(),
             auth_method: dashboard::accounts::AuthMethod::Passkey,
+            dbsc_challenge: None,
         };
         (sign_in, session)
     };

@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 
+pub mod dbsc;
 mod lists;
 
 pub use lists::*;
@@ -28,6 +29,8 @@ pub struct SessionRow {
     pub cloud_expires_at: Option<i64>,
     pub auth_method: String,
     pub authenticated_at: i64,
+    /// The browser's key, for a device-bound session.
+    pub dbsc_key: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -52,6 +55,8 @@ pub struct NewSession<'a> {
     pub authenticated_with: &'a str,
     /// The session's CSRF token (see `auth::csrf`).
     pub csrf_token: &'a str,
+    /// The challenge a device-bound registration must answer (see [`dbsc`]), when one is offered.
+    pub dbsc_challenge: Option<&'a str>,
 }
 
 /// What a request reads of its session and user, once per request, so nothing more: no password
@@ -79,6 +84,9 @@ pub struct LiveRow {
     pub has_passkey: bool,
     /// The session's CSRF token; '' for a row from before it had one.
     pub csrf_token: String,
+    /// For a device-bound session: the hash of its current bound cookie and when it stops working.
+    pub dbsc_cookie_hash: Option<String>,
+    pub dbsc_cookie_expires_at: Option<i64>,
 }
 
 impl LiveRow {
@@ -107,6 +115,8 @@ macro_rules! live_columns {
             users::totp_secret.is_not_null(),
             diesel::dsl::exists(passkeys::table.filter(passkeys::user_id.eq(users::id))),
             sessions::csrf_token,
+            sessions::dbsc_cookie_hash,
+            sessions::dbsc_cookie_expires_at,
         )
     };
 }

@@ -30,6 +30,8 @@ struct OverviewPage {
     /// (role, live sessions), admins first.
     by_role: Vec<(&'static str, i64)>,
     live_total: i64,
+    /// Live sessions bound to a key of their browser.
+    live_bound: i64,
     /// Totals over the 24 hours, per kind of [`KINDS`]: (kind, what is counted, count).
     totals: Vec<(&'static str, &'static str, i64)>,
     window: String,
@@ -40,8 +42,12 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
     let now = state.now_ms();
     // 24 one-hour buckets ending with the current hour (still filling).
     let start = (now.div_euclid(HOUR_MS) + 1 - HOURS as i64) * HOUR_MS;
-    let (roles, mut counts) = db::run(&state.pool, move |conn| {
-        Ok((sessions::live_by_role(conn, now)?, events::hourly_counts(conn, &KINDS, start, HOURS)?))
+    let (roles, live_bound, mut counts) = db::run(&state.pool, move |conn| {
+        Ok((
+            sessions::live_by_role(conn, now)?,
+            sessions::dbsc::count_bound(conn, now)?,
+            events::hourly_counts(conn, &KINDS, start, HOURS)?,
+        ))
     })
     .await?;
     if let Some(second_step) = counts.pop() {
@@ -109,6 +115,14 @@ pub async fn show(user: CurrentUser, csrf: CsrfToken, state: State) -> Result<Ht
         )
         .with_category_heading("Hour (UTC)"),
     ];
-    let page = OverviewPage { layout: Layout::new(Some(user), &csrf), by_role, live_total, totals, window, charts };
+    let page = OverviewPage {
+        layout: Layout::new(Some(user), &csrf),
+        by_role,
+        live_total,
+        live_bound,
+        totals,
+        window,
+        charts,
+    };
     render(StatusCode::OK, &page)
 }
