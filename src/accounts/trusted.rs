@@ -34,7 +34,7 @@ pub(super) fn record_trust(
             ip: &crate::util::truncate(&session.ip, 64),
         },
     )?;
-    let days = (trust.expires_at - session.now) / 86_400_000;
+    let days = (trust.expires_at - session.now + 86_399_999) / 86_400_000;
     let event = NewEvent::new("browser_trusted")
         .user(&user.username)
         .ip(&session.ip)

@@ -24,6 +24,9 @@ fn configured(session_id: &str, cookie: &actix_web::cookie::Cookie<'static>) -> 
     Ok(res)
 }
 
+/// A refused request: logged, and for a live session (a signed answer that did not hold) recorded
+/// in the audit log too. Requests that name no live session, or bring no signature, are only logged,
+/// so that nobody can fill the audit log from outside.
 async fn refused(
     state: &State,
     ip: &str,
@@ -32,6 +35,9 @@ async fn refused(
     why: &Refusal,
 ) -> HttpResponse {
     tracing::warn!(session = session.unwrap_or(""), client_ip = %ip, reason = %why, "a device-bound session request was refused");
+    if matches!(why, Refusal::NoSession | Refusal::Unsigned) {
+        return HttpResponse::BadRequest().insert_header((header::CACHE_CONTROL, "no-store")).finish();
+    }
     let mut event = NewEvent::new("dbsc_refused").ip(ip).detail(why.to_string());
     event.session_id = session.map(str::to_owned);
     event.username = username.map(str::to_owned);
