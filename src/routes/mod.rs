@@ -91,6 +91,8 @@ pub static ROUTES: &[Route] = {
         route("GET", "/healthz", Open, || web::get().to(health::healthz)),
         route("GET", "/readyz", Open, || web::get().to(health::readyz)),
         route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
+        // The page asked for most, first: both routers try paths in this order.
+        route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("GET", "/login", Public, || web::get().to(login::form)),
         route("POST", "/login", Public, || web::post().to(login::submit)),
         route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)).factor(),
@@ -110,7 +112,6 @@ pub static ROUTES: &[Route] = {
         route("POST", "/password-reset", Public, || web::post().to(password_reset::request)),
         route("GET", "/password-reset/confirm", Public, || web::get().to(password_reset::confirm_form)),
         route("POST", "/password-reset/confirm", Public, || web::post().to(password_reset::confirm)),
-        route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("POST", "/logout", SignedIn, || web::post().to(logout::submit)).without_factor(),
         route("GET", "/reauth", SignedIn, || web::get().to(reauth::form)).without_factor(),
         route("POST", "/reauth", SignedIn, || web::post().to(reauth::submit)).without_factor(),
