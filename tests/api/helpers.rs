@@ -397,3 +397,13 @@ pub fn stop_gracefully(child: &mut std::process::Child) {
     }
     let _ = child.wait();
 }
+
+/// The path and query of a printed link (`http://localhost:PORT/setup?token=…` → `/setup?token=…`),
+/// whichever host the server named.
+pub fn link_path(link: &str) -> String {
+    let url = reqwest::Url::parse(link).expect("a printed link is a URL");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
+}
