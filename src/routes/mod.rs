@@ -84,6 +84,7 @@ pub static ROUTES: &[Route] = {
         route("GET", "/healthz", Open, || web::get().to(health::healthz)),
         route("GET", "/readyz", Open, || web::get().to(health::readyz)),
         route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
+        route("GET", "/favicon.ico", Open, || web::get().to(static_files::favicon)),
         route("GET", "/login", Public, || web::get().to(login::form)),
         route("POST", "/login", Public, || web::post().to(login::submit)),
         route("POST", "/login/passkey/start", Public, || web::post().to(passkeys::sign_in_start)).factor(),

@@ -149,6 +149,7 @@ impl SessionStore for DbSessionStore {
             has_passkey: row.has_passkey,
             second_factors_on: true,
             csrf: super::SessionCsrf(row.csrf_token),
+            path: String::new(),
         }));
         Ok(Some(state))
     }
