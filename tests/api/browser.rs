@@ -160,6 +160,18 @@ pub async fn follow(client: &Client, menu: &str, link: &str) {
     client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
 }
 
+/// Presses Tab until the element with id `id` has the focus (at most 20 times): what a keyboard user does.
+async fn tab_to(client: &Client, id: &str) {
+    for _ in 0..20 {
+        let focused = client.active_element().await.unwrap();
+        if focused.attr("id").await.unwrap().as_deref() == Some(id) {
+            return;
+        }
+        focused.send_keys("\u{E004}").await.unwrap();
+    }
+    panic!("Tab never reaches #{id}");
+}
+
 /// The header's height over one line of its text: about 1 while it stays on one line.
 async fn header_lines(client: &Client) -> f64 {
     let script = "const h = document.querySelector('.topbar'); const s = getComputedStyle(h); \
@@ -291,10 +303,12 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         client.goto(&app.url("/account/sessions")).await.unwrap();
         wait_for_path(&client, "/login?next=%2Faccount%2Fsessions").await;
 
-        // Signed in again, then the session expires: the login page says so.
-        client.find(Locator::Id("username")).await.unwrap().send_keys("ada").await.unwrap();
-        client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-        client.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+        // Signed in again with the keyboard only (Tab to the fields, Enter to send), then the session
+        // expires: the login page says so.
+        tab_to(&client, "username").await;
+        client.active_element().await.unwrap().send_keys("ada").await.unwrap();
+        tab_to(&client, "password").await;
+        client.active_element().await.unwrap().send_keys(&format!("{PASSWORD}\u{E007}")).await.unwrap();
         wait_for_path(&client, "/account/sessions").await;
         app.expire_all_sessions().await;
         client.refresh().await.unwrap();
