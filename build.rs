@@ -17,7 +17,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 fn main() {
-    for cfg in ["dashboard_test_postgres", "dashboard_test_browser", "dashboard_test_cloud", "dashboard_test_nginx"] {
+    for cfg in [
+        "dashboard_test_postgres",
+        "dashboard_test_browser",
+        "dashboard_no_chromedriver",
+        "dashboard_test_cloud",
+        "dashboard_test_nginx",
+    ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }
     println!("cargo::rerun-if-changed=build.rs");
@@ -44,6 +50,10 @@ fn main() {
     }
     if required("DASHBOARD_REQUIRE_BROWSER") || (on_path("chromedriver") && chromium_installed()) {
         println!("cargo::rustc-cfg=dashboard_test_browser");
+    }
+    // Which one is missing, so the reason a browser test is ignored names the tool and its package.
+    if !on_path("chromedriver") {
+        println!("cargo::rustc-cfg=dashboard_no_chromedriver");
     }
     if required("DASHBOARD_REQUIRE_CLOUD") || set("TEST_AWS_ENDPOINT_URL") || moto_installed() {
         println!("cargo::rustc-cfg=dashboard_test_cloud");

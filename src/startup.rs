@@ -59,6 +59,9 @@ pub fn load_or_create_key(configured: Option<Vec<u8>>, pool: &Pool) -> anyhow::R
 pub fn open_database(settings: &Settings) -> anyhow::Result<Pool> {
     let pool = db::connect(&settings.database)?;
     let mut conn = pool.get()?;
+    // Which database, in full: a relative SQLite path silently means another file from another
+    // working directory, and an empty one looks exactly like "every user is gone".
+    tracing::info!(database = %settings.database.describe(), "opened the database");
     let applied = db::migrate(&mut conn)?;
     if applied > 0 {
         tracing::info!(applied, "applied database migrations");
@@ -82,14 +85,9 @@ impl Application {
 
         let listener = TcpListener::bind(settings.listen)?;
         let addr = listener.local_addr()?;
-        let public_url = match &settings.public_url {
-            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-            None => format!("http://{addr}"),
-        };
+        let public_url = settings.public_url_for(addr);
         let secure = public_url.starts_with("https://");
-        let origin = url::Url::parse(&public_url)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_else(|_| public_url.clone());
+        let origins = settings.accepted_origins(addr);
         let passkeys = PasskeySupport::new(settings.sign_in.webauthn_rp_id.as_deref(), &public_url)?;
         match &passkeys {
             PasskeySupport::On(rp) => tracing::info!(rp_id = rp.rp_id(), "passkeys are on"),
@@ -175,7 +173,7 @@ impl Application {
             public_url: public_url.clone(),
         });
         let app_state = state.clone();
-        let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origin));
+        let csrf_config = web::Data::new(CsrfConfig::new(&key_bytes, secure, origins));
         let resolver = web::Data::new(crate::routing::Resolver::new(routes::specs()));
         let idle_timeout = settings.sessions.idle_timeout;
 

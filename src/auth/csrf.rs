@@ -36,8 +36,9 @@ pub struct CsrfConfig {
     cookie_mac: Hmac<Sha256>,
     cookie_name: String,
     secure: bool,
-    /// `scheme://host[:port]` of the public URL, for the `Origin` check.
-    origin: String,
+    /// `scheme://host[:port]` of the public URL, for the `Origin` check (and, when the public URL is
+    /// the loopback default, the listener's own address, which is the same server).
+    origins: Vec<String>,
 }
 
 /// An HMAC state keyed with the key derived from `master` for `purpose`.
@@ -46,14 +47,14 @@ fn keyed(master: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
 }
 
 impl CsrfConfig {
-    pub fn new(master: &[u8], secure: bool, origin: String) -> Self {
+    pub fn new(master: &[u8], secure: bool, origins: Vec<String>) -> Self {
         let cookie_name = if secure { "__Host-dashboard_csrf" } else { "dashboard_csrf" }.to_owned();
         Self {
             token_mac: keyed(master, b"dashboard csrf v1"),
             cookie_mac: keyed(master, b"dashboard csrf cookie v2"),
             cookie_name,
             secure,
-            origin,
+            origins,
         }
     }
 
@@ -115,7 +116,7 @@ impl CsrfConfig {
         if header("sec-fetch-site") == Some("cross-site") {
             return true;
         }
-        matches!(header(header::ORIGIN.as_str()), Some(origin) if origin != self.origin)
+        matches!(header(header::ORIGIN.as_str()), Some(origin) if !self.origins.iter().any(|o| o == origin))
     }
 }
 
@@ -251,7 +252,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn config() -> CsrfConfig {
-        CsrfConfig::new(&[7u8; 64], false, "http://127.0.0.1:8080".into())
+        CsrfConfig::new(&[7u8; 64], false, vec!["http://127.0.0.1:8080".into()])
     }
 
     fn signed_in(csrf: &str, session_id: &str) -> crate::session::CurrentUser {
@@ -271,6 +272,7 @@ mod tests {
             second_factors_on: true,
             csrf: crate::session::SessionCsrf(csrf.into()),
             bound: None,
+            path: String::new(),
         }
     }
 
@@ -317,13 +319,13 @@ mod tests {
                 prop_assert_eq!(c.unseal(&forged), None);
             }
             prop_assert_eq!(c.unseal(&a), None);
-            let other = CsrfConfig::new(&[8u8; 64], false, "http://127.0.0.1:8080".into());
+            let other = CsrfConfig::new(&[8u8; 64], false, vec!["http://127.0.0.1:8080".into()]);
             prop_assert_eq!(other.unseal(&sealed), None);
         }
 
         #[test]
         fn another_server_key_makes_other_tokens(a in "[A-Za-z0-9_-]{43}") {
-            let other = CsrfConfig::new(&[8u8; 64], false, "http://127.0.0.1:8080".into());
+            let other = CsrfConfig::new(&[8u8; 64], false, vec!["http://127.0.0.1:8080".into()]);
             prop_assert_ne!(config().token(&a), other.token(&a));
         }
     }

@@ -28,7 +28,8 @@ impl FromRequest for CurrentUser {
     /// The guard puts the signed-in user in the request; a handler that asks for one where there is
     /// none is sent to sign in.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(req.extensions().get::<CurrentUser>().cloned().ok_or(AppError::Unauthenticated))
+        let user = req.extensions().get::<CurrentUser>().cloned().ok_or(AppError::Unauthenticated);
+        std::future::ready(user.map(|user| CurrentUser { path: req.path().to_owned(), ..user }))
     }
 }
 

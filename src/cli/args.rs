@@ -3,7 +3,16 @@
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "dashboard", version, about = "Sign-in and database-backed sessions for a server-rendered dashboard")]
+#[command(
+    name = "dashboard",
+    version,
+    about = "Sign-in and database-backed sessions for a server-rendered dashboard",
+    after_help = "Configuration: environment variables (see .env.example), and a .env file in the working \
+                  directory when there is one (the real environment wins). DATABASE_URL picks the database: \
+                  a SQLite file path (default dashboard.db, relative to the working directory, so every \
+                  command run elsewhere opens another file) or postgres://user@host/db. Every command \
+                  applies pending migrations first; the server logs which database it opened."
+)]
 pub(super) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -47,11 +56,13 @@ pub(super) enum MailCommand {
 pub(super) enum EventsCommand {
     /// One line per event, newest first: time, kind, user, actor, client IP, session, detail.
     List {
+        /// Only events about this user (by name).
         #[arg(long)]
         user: Option<String>,
         /// Only events of this kind.
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::events::KINDS))]
         kind: Option<String>,
+        /// At most this many lines.
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         limit: i64,
     },
@@ -61,7 +72,9 @@ pub(super) enum EventsCommand {
 pub(super) enum UserCommand {
     /// Create a user (default role `user`).
     Add {
+        /// The new user's name (letters, digits, `.`, `_`, `-`; stored lower-case).
         name: String,
+        /// The new user's role.
         #[arg(long, value_parser = ["admin", "user"], default_value = "user")]
         role: String,
         /// The user's email address (for invitations, password resets and new-device mail).
@@ -91,28 +104,43 @@ pub(super) enum UserCommand {
     },
     /// Set a new password; ends all of that user's sessions.
     Passwd {
+        /// The user.
         name: String,
         #[command(flatten)]
         password: PasswordInput,
     },
     /// Change the role; takes effect on the user's next request.
     Role {
+        /// The user.
         name: String,
+        /// The new role.
         #[arg(value_parser = ["admin", "user"])]
         role: String,
     },
     /// Disable a user: ends all of their sessions and blocks sign-in.
-    Disable { name: String },
+    Disable {
+        /// The user.
+        name: String,
+    },
     /// Enable a disabled user.
-    Enable { name: String },
+    Enable {
+        /// The user.
+        name: String,
+    },
     /// One line per user: name, role, status, last sign-in, second factors.
     List,
     /// Remove every second factor of a user (authenticator app, recovery codes, passkeys) and end
     /// all their sessions: for someone who lost theirs.
-    ResetMfa { name: String },
+    ResetMfa {
+        /// The user.
+        name: String,
+    },
     /// End the lock that failed sign-ins put on a user, and forget the failures and earlier locks
     /// (so the next lock is the shortest again).
-    Unlock { name: String },
+    Unlock {
+        /// The user.
+        name: String,
+    },
 }
 
 #[derive(Args)]
@@ -126,6 +154,7 @@ pub(super) struct PasswordInput {
 pub(super) enum SessionsCommand {
     /// One line per live session: public id, user, created, last seen, expires, IP, user agent.
     List {
+        /// Only this user's sessions (by name).
         #[arg(long)]
         user: Option<String>,
     },
@@ -134,10 +163,13 @@ pub(super) enum SessionsCommand {
     #[command(group(ArgGroup::new("which").required(true).args(["id", "user", "all"])))]
     Revoke {
         // Public ids are base64url and may start with `-`; so may usernames.
+        /// The session with this public id (as `sessions list` shows it).
         #[arg(long, allow_hyphen_values = true)]
         id: Option<String>,
+        /// Every session of this user (by name).
         #[arg(long, allow_hyphen_values = true)]
         user: Option<String>,
+        /// Every session of every user.
         #[arg(long)]
         all: bool,
     },

@@ -14,18 +14,32 @@ use crate::session::pruner;
 use crate::util::{count, format_ms, now_ms};
 
 /// A new password: one line of standard input, or typed twice without echo.
-fn read_new_password(from_stdin: bool) -> anyhow::Result<String> {
+fn read_new_password(from_stdin: bool, username: &str, min_length: usize) -> anyhow::Result<String> {
+    let check = |password: &str| accounts::check_new_password(password, None, username, min_length);
     if from_stdin {
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
         let line = line.strip_suffix('\n').unwrap_or(&line);
-        return Ok(line.strip_suffix('\r').unwrap_or(line).to_owned());
+        let password = line.strip_suffix('\r').unwrap_or(line).to_owned();
+        check(&password)?;
+        return Ok(password);
     }
     anyhow::ensure!(std::io::stdin().is_terminal(), "no terminal to prompt on; use --password-stdin");
-    let first = rpassword::prompt_password("New password: ")?;
-    let second = rpassword::prompt_password("Repeat it: ")?;
-    anyhow::ensure!(first == second, "the two passwords do not match");
-    Ok(first)
+    // On a terminal a refused password is asked for again: a person typing one should not have to
+    // start the whole command over (a script, reading standard input, gets the error and the exit code).
+    loop {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Repeat it: ")?;
+        let refusal = if first != second {
+            "the two passwords do not match".to_owned()
+        } else {
+            match check(&first) {
+                Ok(()) => return Ok(first),
+                Err(e) => e.to_string(),
+            }
+        };
+        eprintln!("{refusal}; try again (Ctrl-C to stop)");
+    }
 }
 
 pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> anyhow::Result<()> {
@@ -39,8 +53,7 @@ pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> 
             }
             let email = accounts::valid_email(email.as_deref().unwrap_or(""))?;
             let role = users::Role::parse(&role).unwrap_or(users::Role::User);
-            let password = read_new_password(password.password_stdin)?;
-            accounts::check_new_password(&password, None, &name, min_length)?;
+            let password = read_new_password(password.password_stdin, &name, min_length)?;
             let hash = hash_blocking(&password)?;
             accounts::create_user_with_email(conn, &name, &hash, role, email.as_deref(), Actor::Cli)?;
             println!("created {role} `{name}`");
@@ -57,8 +70,7 @@ pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> 
         UserCommand::Invite { name, role, email } => invite(conn, settings, &name, &role, email.as_deref())?,
         UserCommand::Passwd { name, password } => {
             let user = find_user(conn, &name)?;
-            let password = read_new_password(password.password_stdin)?;
-            accounts::check_new_password(&password, None, &user.username, min_length)?;
+            let password = read_new_password(password.password_stdin, &user.username, min_length)?;
             let hash = hash_blocking(&password)?;
             let ended = accounts::set_password(conn, &user.username, &hash, Actor::Cli)?;
             println!("password changed for `{}`; ended {}", user.username, count(ended, "session"));
@@ -80,6 +92,11 @@ pub(super) fn user(conn: &mut DbConn, settings: &Settings, cmd: UserCommand) -> 
             println!("enabled `{}`", user.username);
         }
         UserCommand::List => {
+            // Which database the list comes from, for a person reading it (an empty list from the wrong
+            // file reads as "everyone is gone"); on standard error, so scripted output stays the table.
+            if std::io::stderr().is_terminal() {
+                eprintln!("users in the {}", settings.database.describe());
+            }
             let factors = crate::db::factors::factors_by_user(conn)?;
             let rows = users::list(conn)?.into_iter().map(|u| {
                 let last = u.last_login_at.map_or_else(|| "never".to_owned(), format_ms);
@@ -197,17 +214,9 @@ fn invite(conn: &mut DbConn, settings: &Settings, name: &str, role: &str, email:
         accounts::invite_new_user(conn, &invitation, Actor::Cli)?
     };
     let token = secrecy::SecretString::from(token);
-    let url = crate::mail::link_url(&public_url(settings), "/invite", &token);
+    let url = crate::mail::link_url(&settings.public_url_for(settings.listen), "/invite", &token);
     println!("invitation for `{}` (72 hours, single use): {url}", user.username);
     Ok(())
-}
-
-/// The URL users see, as printed links start with it: `DASHBOARD_PUBLIC_URL`, else the listen address.
-fn public_url(settings: &Settings) -> String {
-    match &settings.public_url {
-        Some(url) => url.as_str().trim_end_matches('/').to_owned(),
-        None => format!("http://{}", settings.listen),
-    }
 }
 
 pub(super) fn mail(conn: &mut DbConn, cmd: MailCommand) -> anyhow::Result<()> {

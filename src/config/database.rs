@@ -43,3 +43,29 @@ impl DatabaseUrl {
         Ok(Self { backend: Backend::Sqlite, url: raw.to_owned() })
     }
 }
+
+impl DatabaseUrl {
+    /// Which database this is, for a person to check: the absolute path of a SQLite file (a relative
+    /// path depends on the working directory), or the host and database name of PostgreSQL. Never the
+    /// password or any other part of the URL.
+    pub fn describe(&self) -> String {
+        match self.backend {
+            Backend::Sqlite if self.url == ":memory:" => "SQLite in memory".to_owned(),
+            Backend::Sqlite => {
+                let path = std::path::Path::new(&self.url);
+                let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+                format!("SQLite file {}", shown.display())
+            }
+            Backend::Postgres => match url::Url::parse(&self.url) {
+                Ok(url) => {
+                    let host = url.host_str().unwrap_or("localhost");
+                    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                    let name = url.path().trim_start_matches('/');
+                    let name = if name.is_empty() { url.username() } else { name };
+                    format!("PostgreSQL database `{name}` on {host}{port}")
+                }
+                Err(_) => "PostgreSQL".to_owned(),
+            },
+        }
+    }
+}

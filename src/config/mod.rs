@@ -9,6 +9,7 @@ mod sign_in;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -137,6 +138,10 @@ pub struct Settings {
     pub mail: Option<MailSettings>,
     /// How often the mail sender looks for due mail (tests shorten it).
     pub mail_poll_interval: Duration,
+    /// Every variable the configuration reads, as read: the one list unknown names are checked against.
+    pub known_variables: BTreeSet<&'static str>,
+    /// Warnings about the environment (a misspelt variable), logged once logging is set up.
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
@@ -148,7 +153,54 @@ impl Settings {
             Err(e) if e.not_found() => {}
             Err(e) => return Err(ConfigError::DotEnv(e.to_string())),
         }
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let mut settings = Self::from_lookup(|name| std::env::var(name).ok())?;
+        settings.warnings = settings.unknown_variables(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()));
+        Ok(settings)
+    }
+
+    /// One warning per `DASHBOARD_*` name that no setting reads, naming the closest one that does:
+    /// a misspelt variable would otherwise be ignored without a word.
+    pub fn unknown_variables(&self, names: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut unknown: Vec<String> = names
+            .into_iter()
+            .filter(|n| n.starts_with("DASHBOARD_"))
+            .filter(|n| !self.known_variables.contains(n.as_str()) && !READ_BY_TESTS.contains(&n.as_str()))
+            .collect();
+        unknown.sort();
+        unknown
+            .into_iter()
+            .map(|name| {
+                let closest = self.known_variables.iter().min_by_key(|k| crate::util::edit_distance(&name, k));
+                match closest {
+                    Some(k) => format!("{name} is not a setting and is ignored; did you mean {k}?"),
+                    None => format!("{name} is not a setting and is ignored"),
+                }
+            })
+            .collect()
+    }
+
+    /// The origins a form may be posted from: the public URL's, and with the loopback default also the
+    /// listener's own address (`http://127.0.0.1:8080` is the same server as `http://localhost:8080`,
+    /// and a newcomer may type either).
+    pub fn accepted_origins(&self, listening: SocketAddr) -> Vec<String> {
+        let public_url = self.public_url_for(listening);
+        let public = url::Url::parse(&public_url).map(|u| u.origin().ascii_serialization()).unwrap_or(public_url);
+        let mut origins = vec![public];
+        if self.public_url.is_none() && listening.ip().is_loopback() {
+            origins.push(format!("http://{listening}"));
+        }
+        origins
+    }
+
+    /// The URL users see: `DASHBOARD_PUBLIC_URL`, else derived from the address the server listens on.
+    /// A loopback listener is addressed as `localhost`, a name browsers treat as a secure context and
+    /// accept as a passkey relying-party id, so passkeys work on a first start with nothing configured.
+    pub fn public_url_for(&self, listening: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.as_str().trim_end_matches('/').to_owned(),
+            None if listening.ip().is_loopback() => format!("http://localhost:{}", listening.port()),
+            None => format!("http://{listening}"),
+        }
     }
 
     /// Builds settings from any variable lookup; every error names the variable.
@@ -192,6 +244,13 @@ impl Settings {
             metrics_listen,
             mail: MailSettings::read(&vars)?,
             mail_poll_interval: Duration::from_secs(1),
+            known_variables: BTreeSet::new(),
+            warnings: Vec::new(),
+        })
+        .map(|mut s| {
+            // Taken after every part has been read, so each name any part asks for counts.
+            s.known_variables = vars.asked();
+            s
         })
     }
 
@@ -201,6 +260,11 @@ impl Settings {
         Self::from_lookup(move |name| (name == "DATABASE_URL").then(|| url.clone()))
     }
 }
+
+/// Variables the test suite reads (to make a missing tool fail instead of skip, to rewrite the docs);
+/// the server ignores them, and warning about them would only be noise in a test run.
+const READ_BY_TESTS: [&str; 4] =
+    ["DASHBOARD_REQUIRE_BROWSER", "DASHBOARD_REQUIRE_CLOUD", "DASHBOARD_REQUIRE_NGINX", "DASHBOARD_UPDATE_DOCS"];
 
 /// `DASHBOARD_TRUSTED_PROXIES`: comma-separated addresses and CIDRs.
 fn trusted_proxies(vars: &Vars) -> Result<Vec<IpNet>, ConfigError> {

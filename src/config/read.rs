@@ -1,5 +1,7 @@
 //! Reading one variable: trimmed, empty meaning unset, and every refusal naming the variable.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -8,15 +10,23 @@ use super::ConfigError;
 /// The variables, from any lookup (the environment, or a test's map).
 pub(super) struct Vars<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// Every name asked for: the known variables, so the list of them cannot drift from the reading.
+    asked: RefCell<BTreeSet<&'static str>>,
 }
 
 impl<'a> Vars<'a> {
     pub(super) fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
-        Self { lookup }
+        Self { lookup, asked: RefCell::default() }
+    }
+
+    /// The names asked for so far.
+    pub(super) fn asked(&self) -> BTreeSet<&'static str> {
+        self.asked.borrow().clone()
     }
 
     /// The value, trimmed; `None` when unset or empty.
-    pub(super) fn get(&self, name: &str) -> Option<String> {
+    pub(super) fn get(&self, name: &'static str) -> Option<String> {
+        self.asked.borrow_mut().insert(name);
         (self.lookup)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 

@@ -158,3 +158,38 @@ fn cloud_access_is_configured_whole_or_not_at_all() {
     assert!(err.contains("DASHBOARD_CLOUD_SECRET_ID") && err.contains("DASHBOARD_CLOUD_API_URL"), "{err}");
     assert!(parse(&full[1..]).unwrap().cloud.is_none(), "without a secret there is no cloud access");
 }
+
+#[test]
+fn the_default_public_url_is_localhost_on_a_loopback_listener() {
+    let s = parse(&[]).unwrap();
+    assert_eq!(s.public_url_for(s.listen), "http://localhost:8080");
+    assert_eq!(s.public_url_for("127.0.0.1:39001".parse().unwrap()), "http://localhost:39001");
+    assert_eq!(s.public_url_for("[::1]:8080".parse().unwrap()), "http://localhost:8080");
+    assert_eq!(s.public_url_for("192.0.2.7:8080".parse().unwrap()), "http://192.0.2.7:8080");
+    let set = parse(&[("DASHBOARD_PUBLIC_URL", "https://dash.example/")]).unwrap();
+    assert_eq!(set.public_url_for(set.listen), "https://dash.example");
+    assert_eq!(s.accepted_origins(s.listen), ["http://localhost:8080", "http://127.0.0.1:8080"]);
+    assert_eq!(set.accepted_origins(set.listen), ["https://dash.example"], "a configured URL is the only origin");
+}
+
+#[test]
+fn an_unknown_dashboard_variable_is_named_with_the_closest_known_one() {
+    let s = parse(&[]).unwrap();
+    assert!(s.known_variables.contains("DASHBOARD_SESSION_IDLE_TIMEOUT"));
+    assert!(s.known_variables.contains("DASHBOARD_SMTP_URL"), "every part's names are known");
+    let names = ["DASHBOARD_SESION_IDLE_TIMEOUT", "DASHBOARD_LISTEN", "HOME", "DASHBOARD_REQUIRE_BROWSER"];
+    let warnings = s.unknown_variables(names.iter().map(|n| n.to_string()));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("DASHBOARD_SESION_IDLE_TIMEOUT is not a setting"), "{}", warnings[0]);
+    assert!(warnings[0].ends_with("did you mean DASHBOARD_SESSION_IDLE_TIMEOUT?"), "{}", warnings[0]);
+}
+
+#[test]
+fn the_database_is_described_by_absolute_path_or_host_and_name_never_the_password() {
+    let sqlite = DatabaseUrl::parse("data/dashboard.db").unwrap().describe();
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(sqlite, format!("SQLite file {}", cwd.join("data/dashboard.db").display()));
+    let pg = DatabaseUrl::parse("postgres://app:s3cret@db.internal:5433/dash?sslmode=require").unwrap().describe();
+    assert_eq!(pg, "PostgreSQL database `dash` on db.internal:5433");
+    assert!(!pg.contains("s3cret"));
+}

@@ -138,8 +138,23 @@ fn explain_sqlite_open_error(path: &str, e: diesel::ConnectionError) -> diesel::
 pub fn connect_one(database: &DatabaseUrl) -> anyhow::Result<DbConn> {
     r2d2::ManageConnection::connect(&Manager::new(database)).map_err(|e| match database.backend {
         Backend::Sqlite => anyhow::anyhow!("{e}"),
-        Backend::Postgres => anyhow::anyhow!("cannot connect to the database: {e}"),
+        Backend::Postgres => explain_postgres_error(database, &e),
     })
+}
+
+/// libpq's message alone names neither the variable nor what kind of failure it is; a refused password
+/// is not a network problem and waiting for the pool to time out would only hide it.
+fn explain_postgres_error(database: &DatabaseUrl, e: &diesel::r2d2::Error) -> anyhow::Error {
+    let raw = e.to_string();
+    let what = database.describe();
+    let detail = raw.trim().lines().next().unwrap_or_default().trim_start_matches("connection to server").trim();
+    if raw.contains("password authentication failed") || raw.contains("authentication") {
+        anyhow::anyhow!(
+            "cannot sign in to the {what}: authentication failed ({detail}); check the user name and password in DATABASE_URL"
+        )
+    } else {
+        anyhow::anyhow!("cannot connect to the {what} (DATABASE_URL): {detail}")
+    }
 }
 
 /// Builds the pool. For SQLite it also turns on WAL (persistent in the file), so readers never wait
@@ -151,10 +166,13 @@ pub fn connect(database: &DatabaseUrl) -> anyhow::Result<Pool> {
         Backend::Postgres => 16,
     };
     let manager = Manager::new(database);
+    // One connection first, on both databases: a refusal (a wrong password, a missing file) is then one
+    // clear error, not the pool's retries logged one by one and ending in a timeout.
+    let mut first = connect_one(database)?;
     if database.backend == Backend::Sqlite {
-        let mut conn = r2d2::ManageConnection::connect(&manager).map_err(|e| anyhow::anyhow!("{e}"))?;
-        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+        first.batch_execute("PRAGMA journal_mode = WAL;")?;
     }
+    drop(first);
     let connections = r2d2::Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))

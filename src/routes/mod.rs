@@ -91,6 +91,7 @@ pub static ROUTES: &[Route] = {
         route("GET", "/healthz", Open, || web::get().to(health::healthz)),
         route("GET", "/readyz", Open, || web::get().to(health::readyz)),
         route("GET", "/static/{file}", Open, || web::get().to(static_files::serve)),
+        route("GET", "/favicon.ico", Open, || web::get().to(static_files::favicon)),
         // The page asked for most, first: both routers try paths in this order.
         route("GET", "/", SignedIn, || web::get().to(dashboard::show)),
         route("GET", "/login", Public, || web::get().to(login::form)),

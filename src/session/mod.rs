@@ -45,6 +45,8 @@ pub struct CurrentUser {
     pub second_factors_on: bool,
     /// The session's CSRF token, kept with its row (see `auth::csrf`).
     pub csrf: SessionCsrf,
+    /// The path of this request (set by the extractor), so the navigation can mark the current page.
+    pub path: String,
     /// For a device-bound session, its current bound cookie (see `auth::dbsc`).
     pub bound: Option<BoundCookie>,
 }

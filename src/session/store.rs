@@ -153,6 +153,7 @@ impl SessionStore for DbSessionStore {
                 .dbsc_cookie_hash
                 .zip(row.dbsc_cookie_expires_at)
                 .map(|(cookie_hash, expires_at)| super::BoundCookie { cookie_hash, expires_at }),
+            path: String::new(),
         }));
         Ok(Some(state))
     }

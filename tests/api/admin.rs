@@ -255,7 +255,12 @@ async fn the_last_active_admin_can_be_neither_demoted_nor_disabled_from_the_page
     assert_eq!(res.status(), 409);
     let root = app.with_db(|c| users::find_by_username(c, "root")).await.unwrap();
     assert_eq!((root.role(), root.is_disabled()), (Role::Admin, false));
-    assert_eq!(app.get("/admin/users").await.status(), 200);
+    let page = app.get("/admin/users").await.text().await.unwrap();
+    assert!(!page.contains("/admin/users/root/disable"), "Disable is not offered for the last active admin");
+    assert!(page.contains("/admin/users/alice/disable"), "but for everyone else");
+    app.create_user("second", Role::Admin).await;
+    let page = app.get("/admin/users").await.text().await.unwrap();
+    assert!(page.contains("/admin/users/root/disable"), "with a second admin it is offered again");
 }
 
 async fn a_demoted_admin_gets_403_on_the_next_request(kind: DbKind) {

@@ -38,8 +38,11 @@ fn find_chromium() -> Option<&'static str> {
 
 pub async fn start_browser() -> (Driver, Client) {
     // Only built to run when they were there (or required): their absence now is a failure.
-    let (Some(driver), Some(chromium)) = (find_chromedriver(), find_chromium()) else {
-        panic!("chromium or chromedriver is not installed: apt-get install chromium chromium-driver");
+    let Some(driver) = find_chromedriver() else {
+        panic!("chromedriver is not installed: apt-get install chromium-driver");
+    };
+    let Some(chromium) = find_chromium() else {
+        panic!("chromium is not installed: apt-get install chromium");
     };
     // reqwest and fantoccini bring different rustls back ends; choose one for the process.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -91,6 +94,7 @@ fn screenshot_dir() -> PathBuf {
 /// no page leaves the tree clean; one that changes a page (a new column, a new style) refreshes its
 /// picture, to be committed with the change. `DASHBOARD_UPDATE_DOCS=1` rewrites them all.
 pub async fn shot(client: &Client, name: &str) {
+    accessible(client, name).await;
     let png = client.screenshot().await.expect("screenshot");
     std::fs::write(screenshot_dir().join(format!("{name}.png")), &png).unwrap();
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
@@ -102,6 +106,29 @@ pub async fn shot(client: &Client, name: &str) {
         std::fs::write(&committed, &png).unwrap();
         println!("docs/screenshots/{name}.png refreshed ({:.1} % of its pixels changed)", changed * 100.0);
     }
+}
+
+/// The WCAG 2.2 A and AA rules axe-core checks (its tags).
+const WCAG_TAGS: [&str; 6] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"];
+
+/// Runs axe-core (installed by `npm ci` in `tests/browser/`) on the page and fails on any violation of
+/// impact *serious* or *critical*, naming the rule and the elements. Every picture of the tour passes
+/// here first, so every page is checked at each width it is shown at.
+async fn accessible(client: &Client, page: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/axe-core/axe.min.js");
+    let source = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("axe-core is not installed ({e}): run `npm ci` in tests/browser (Debian package npm)")
+    });
+    // WebDriver runs scripts outside the page's Content-Security-Policy, which stays as served.
+    client.execute(&format!("{source}\nreturn true;"), vec![]).await.expect("load axe-core");
+    let script = "const done = arguments[arguments.length - 1]; \
+        axe.run(document, { runOnly: { type: 'tag', values: arguments[0] } }).then(r => done(r.violations \
+          .filter(v => v.impact === 'serious' || v.impact === 'critical') \
+          .map(v => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map(n => n.target.join(' ')).join(', ')})`)), \
+          e => done([`axe failed: ${e}`]));";
+    let found = client.execute_async(script, vec![serde_json::json!(WCAG_TAGS)]).await.expect("run axe-core");
+    let found: Vec<String> = serde_json::from_value(found).expect("a list of violations");
+    assert!(found.is_empty(), "{page}: accessibility violations (WCAG 2.2 A/AA):\n{}", found.join("\n"));
 }
 
 /// The share of pixels that must change for a picture in `docs/screenshots/` to be replaced.
@@ -124,6 +151,33 @@ fn changed_fraction(a: &[u8], b: &[u8]) -> f64 {
     let pixels = pa.len() / per_pixel;
     let differing = pa.chunks(per_pixel).zip(pb.chunks(per_pixel)).filter(|(x, y)| x != y).count();
     differing as f64 / pixels.max(1) as f64
+}
+
+/// Opens the header's menu `menu` (a `<details>`) and follows its link `link`.
+pub async fn follow(client: &Client, menu: &str, link: &str) {
+    let summary = format!("//nav//summary[normalize-space()='{menu}']");
+    client.find(Locator::XPath(&summary)).await.unwrap().click().await.unwrap();
+    client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
+}
+
+/// Presses Tab until the element with id `id` has the focus (at most 20 times): what a keyboard user does.
+async fn tab_to(client: &Client, id: &str) {
+    for _ in 0..20 {
+        let focused = client.active_element().await.unwrap();
+        if focused.attr("id").await.unwrap().as_deref() == Some(id) {
+            return;
+        }
+        focused.send_keys("\u{E004}").await.unwrap();
+    }
+    panic!("Tab never reaches #{id}");
+}
+
+/// The header's height over one line of its text: about 1 while it stays on one line.
+async fn header_lines(client: &Client) -> f64 {
+    let script = "const h = document.querySelector('.topbar'); const s = getComputedStyle(h); \
+                  const inner = h.clientHeight - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom); \
+                  return inner / parseFloat(getComputedStyle(document.body).lineHeight);";
+    client.execute(script, vec![]).await.unwrap().as_f64().unwrap()
 }
 
 /// How many lines the first `h1` of the page takes.
@@ -153,8 +207,12 @@ pub async fn wait_for_path(client: &Client, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    not(dashboard_test_browser),
-    ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
+    all(not(dashboard_test_browser), dashboard_no_chromedriver),
+    ignore = "chromedriver is not installed (Debian package chromium-driver; see tests/api/browser.rs)"
+)]
+#[cfg_attr(
+    all(not(dashboard_test_browser), not(dashboard_no_chromedriver)),
+    ignore = "chromium is not installed (Debian package chromium; see tests/api/browser.rs)"
 )]
 async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
     let (_driver, client) = start_browser().await;
@@ -206,20 +264,20 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         assert_eq!(who, "ada");
         shot(&client, "dashboard").await;
 
-        client.find(Locator::LinkText("My sessions")).await.unwrap().click().await.unwrap();
+        follow(&client, "My account", "My sessions").await;
         wait_for_path(&client, "/account/sessions").await;
         let current = client.find_all(Locator::Css("tr[data-current='true']")).await.unwrap();
         assert_eq!(current.len(), 1);
         shot(&client, "my-sessions").await;
 
-        for (link, path, name) in [
-            ("Password", "/account/password", "password"),
-            ("Overview", "/admin", "admin-overview"),
-            ("Active sessions", "/admin/sessions", "admin-sessions"),
-            ("Users", "/admin/users", "admin-users"),
-            ("Audit log", "/admin/events", "admin-events"),
+        for (menu, link, path, name) in [
+            ("My account", "Password", "/account/password", "password"),
+            ("Admin", "Overview", "/admin", "admin-overview"),
+            ("Admin", "Active sessions", "/admin/sessions", "admin-sessions"),
+            ("Admin", "Users", "/admin/users", "admin-users"),
+            ("Admin", "Audit log", "/admin/events", "admin-events"),
         ] {
-            client.find(Locator::LinkText(link)).await.unwrap().click().await.unwrap();
+            follow(&client, menu, link).await;
             wait_for_path(&client, path).await;
             if path == "/account/password" {
                 assert!(heading_lines(&client).await < 1.5, "the password heading wraps");
@@ -231,6 +289,8 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         client.set_window_size(360, 800).await.unwrap();
         client.goto(&app.url("/admin/sessions")).await.unwrap();
         shot(&client, "admin-sessions-narrow").await;
+        let lines = header_lines(&client).await;
+        assert!(lines < 1.8, "the header is one line at 360 px ({lines:.2} lines)");
         client.goto(&app.url("/admin")).await.unwrap();
         shot(&client, "admin-overview-narrow").await;
         client.set_window_size(1280, 900).await.unwrap();
@@ -243,10 +303,12 @@ async fn a_person_signs_in_looks_around_and_signs_out_in_a_real_browser() {
         client.goto(&app.url("/account/sessions")).await.unwrap();
         wait_for_path(&client, "/login?next=%2Faccount%2Fsessions").await;
 
-        // Signed in again, then the session expires: the login page says so.
-        client.find(Locator::Id("username")).await.unwrap().send_keys("ada").await.unwrap();
-        client.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-        client.find(Locator::Css("form[action='/login'] button[type=submit]")).await.unwrap().click().await.unwrap();
+        // Signed in again with the keyboard only (Tab to the fields, Enter to send), then the session
+        // expires: the login page says so.
+        tab_to(&client, "username").await;
+        client.active_element().await.unwrap().send_keys("ada").await.unwrap();
+        tab_to(&client, "password").await;
+        client.active_element().await.unwrap().send_keys(&format!("{PASSWORD}\u{E007}")).await.unwrap();
         wait_for_path(&client, "/account/sessions").await;
         app.expire_all_sessions().await;
         client.refresh().await.unwrap();

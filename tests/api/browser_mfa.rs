@@ -14,8 +14,12 @@ use crate::second_factors::add_passkey;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    not(dashboard_test_browser),
-    ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
+    all(not(dashboard_test_browser), dashboard_no_chromedriver),
+    ignore = "chromedriver is not installed (Debian package chromium-driver; see tests/api/browser.rs)"
+)]
+#[cfg_attr(
+    all(not(dashboard_test_browser), not(dashboard_no_chromedriver)),
+    ignore = "chromium is not installed (Debian package chromium; see tests/api/browser.rs)"
 )]
 async fn a_person_sets_up_an_authenticator_app_and_signs_in_with_it_in_a_real_browser() {
     let (_driver, client) = start_browser().await;
@@ -31,7 +35,7 @@ async fn a_person_sets_up_an_authenticator_app_and_signs_in_with_it_in_a_real_br
         wait_for_path(&client, "/").await;
 
         // The header leads to the security page; from there to the app's set-up.
-        client.find(Locator::LinkText("Security")).await.unwrap().click().await.unwrap();
+        crate::browser::follow(&client, "My account", "Security").await;
         wait_for_path(&client, "/account/security").await;
         client.find(Locator::LinkText("Set up an authenticator app")).await.unwrap().click().await.unwrap();
         wait_for_path(&client, "/account/totp").await;

@@ -92,8 +92,12 @@ async fn wait_for_text(client: &Client, css: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    not(dashboard_test_browser),
-    ignore = "chromium or chromedriver is not installed (see tests/api/browser.rs)"
+    all(not(dashboard_test_browser), dashboard_no_chromedriver),
+    ignore = "chromedriver is not installed (Debian package chromium-driver; see tests/api/browser.rs)"
+)]
+#[cfg_attr(
+    all(not(dashboard_test_browser), not(dashboard_no_chromedriver)),
+    ignore = "chromium is not installed (Debian package chromium; see tests/api/browser.rs)"
 )]
 async fn a_passkey_is_added_signs_in_alone_and_after_a_password_confirms_who_you_are_and_is_removed_in_a_real_browser()
 {

@@ -322,7 +322,8 @@ async fn serve_prints_where_it_listens_and_logs_sign_ins_without_secrets(kind: D
     stdout.read_line(&mut second).unwrap();
     let address = first.trim().strip_prefix("listening on ").expect(&first).to_owned();
     assert!(address.starts_with("http://127.0.0.1:") && !address.ends_with(":0"), "{first}");
-    assert!(second.contains(&format!("{address}/setup?token=")), "{second}");
+    let public = address.replace("127.0.0.1", "localhost");
+    assert!(second.contains(&format!("{public}/setup?token=")), "{second}");
 
     ok(dashboard(&db, &["user", "add", "alice", "--password-stdin"], Some(&format!("{PASSWORD}\n"))));
     let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());

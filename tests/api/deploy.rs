@@ -265,7 +265,10 @@ fn session_id(html: &str, current: bool) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(dashboard_test_nginx), ignore = "nginx or openssl is not installed (see tests/api/deploy.rs)")]
+#[cfg_attr(
+    not(dashboard_test_nginx),
+    ignore = "nginx or openssl is not installed (Debian packages nginx, openssl; see tests/api/deploy.rs)"
+)]
 #[cfg_attr(all(dashboard_test_nginx, not(dashboard_test_postgres)), ignore = "TEST_DATABASE_URL is not set")]
 async fn two_instances_behind_nginx_with_tls_act_as_one_and_see_the_real_client() {
     let db = TestDb::new(DbKind::Postgres);

@@ -42,12 +42,12 @@ macro_rules! both_databases {
     (cloud: $($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[cfg_attr(not(dashboard_test_cloud), ignore = "moto[server] is not installed (see tests/api/cloud.rs)")]
+            #[cfg_attr(not(dashboard_test_cloud), ignore = "moto[server] is not installed (python3 -m pip install 'moto[server]'; see tests/api/cloud.rs)")]
             async fn sqlite() {
                 super::$name($crate::helpers::DbKind::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            #[cfg_attr(not(dashboard_test_cloud), ignore = "moto[server] is not installed (see tests/api/cloud.rs)")]
+            #[cfg_attr(not(dashboard_test_cloud), ignore = "moto[server] is not installed (python3 -m pip install 'moto[server]'; see tests/api/cloud.rs)")]
             #[cfg_attr(all(dashboard_test_cloud, not(dashboard_test_postgres)), ignore = "TEST_DATABASE_URL is not set")]
             async fn postgres() {
                 super::$name($crate::helpers::DbKind::Postgres).await
@@ -411,4 +411,14 @@ pub fn stop_gracefully(child: &mut std::process::Child) {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
     }
     let _ = child.wait();
+}
+
+/// The path and query of a printed link (`http://localhost:PORT/setup?token=…` → `/setup?token=…`),
+/// whichever host the server named.
+pub fn link_path(link: &str) -> String {
+    let url = reqwest::Url::parse(link).expect("a printed link is a URL");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
 }

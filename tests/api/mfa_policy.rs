@@ -61,7 +61,7 @@ async fn required_for_everyone_and_a_passkey_counts(kind: DbKind) {
 async fn the_first_admin_under_required_for_admins_is_led_to_the_security_page(kind: DbKind) {
     let app = spawn_app_with(TestDb::new(kind), policy(MfaPolicy::RequiredForAdmins)).await;
     let url = app.setup_url.clone().unwrap();
-    let path = url.trim_start_matches(&app.address).to_owned();
+    let path = link_path(&url);
     let token = url.split("token=").nth(1).unwrap().to_owned();
     let fields =
         [("token", token.as_str()), ("username", "root"), ("password", PASSWORD), ("confirm_password", PASSWORD)];

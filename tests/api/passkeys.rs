@@ -33,6 +33,7 @@ both_databases!(
     reauthentication_with_a_passkey_opens_the_window,
     adding_a_passkey_is_a_sensitive_action,
     passkeys_are_unavailable_on_an_ip_address_and_everything_else_works,
+    passkeys_are_on_with_nothing_configured,
     with_second_factors_off_passkeys_are_off_too,
     json_requests_need_the_csrf_header,
     one_browser_cannot_use_up_its_address_and_an_address_keeps_only_so_many,
@@ -563,8 +564,21 @@ async fn adding_a_passkey_is_a_sensitive_action(kind: DbKind) {
     assert_eq!(add_passkey(&me, &mut auth, "Laptop").await.0, 200);
 }
 
+async fn passkeys_are_on_with_nothing_configured(kind: DbKind) {
+    // The default public URL of a loopback listener is http://localhost:PORT, a secure context.
+    let app = spawn_app(kind).await;
+    let me = app.me();
+    let page = me.get("/login").await.text().await.unwrap();
+    assert!(!page.contains("data-unavailable"), "the passkey button is offered");
+    let token = csrf_of(&me, "/login").await;
+    let (status, answer) = post_json(&me, &token, "/login/passkey/start", &json!({})).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
 async fn passkeys_are_unavailable_on_an_ip_address_and_everything_else_works(kind: DbKind) {
-    let app = spawn_app(kind).await; // public URL http://127.0.0.1:PORT
+    // Served at an IP address (a deployment that set one as its public URL): browsers refuse it.
+    let app =
+        spawn_app_with(TestDb::new(kind), |s| s.public_url = Some("http://192.0.2.10:8080".parse().unwrap())).await;
     app.create_user("ada", Role::User).await;
     let me = app.me();
     let page = me.get("/login").await.text().await.unwrap();

@@ -115,7 +115,10 @@ async fn the_security_page_lists_factors_and_offers_each_action(kind: DbKind) {
     assert!(html.contains("id=\"passkey-name\"") && html.contains("<button id=\"add-passkey\" type=\"button\""));
     assert!(html.contains("<script src=\"/static/passkeys.js\" defer></script>"));
     assert_eq!(by_id(&html, "recovery-codes-left"), "0");
-    assert!(html.contains("href=\"/account/security\">Security</a>"), "the navigation leads here");
+    assert!(
+        html.contains("href=\"/account/security\" aria-current=\"page\">Security</a>"),
+        "the navigation leads here"
+    );
 }
 
 async fn the_app_is_enabled_only_after_a_right_code_and_shows_ten_recovery_codes_once(kind: DbKind) {

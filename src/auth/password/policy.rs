@@ -19,23 +19,23 @@ pub fn check_policy(password: &str, username: &str, min_length: usize) -> Result
     let password = password.as_str();
     let length = password.chars().count();
     if length < min_length {
-        return Err(format!("The password must be at least {min_length} characters long."));
+        return Err(format!("the password must be at least {min_length} characters long"));
     }
     if length > PASSWORD_MAX_LENGTH {
-        return Err(format!("The password must be at most {PASSWORD_MAX_LENGTH} characters long."));
+        return Err(format!("the password must be at most {PASSWORD_MAX_LENGTH} characters long"));
     }
     if !username.is_empty() && password.to_lowercase().contains(&username.to_lowercase()) {
-        return Err("The password must not contain the username.".into());
+        return Err("the password must not contain the username".into());
     }
     if password.chars().all(|c| c == password.chars().next().unwrap_or(c)) {
-        return Err("The password must not be one character repeated.".into());
+        return Err("the password must not be one character repeated".into());
     }
     // The estimator's cost grows with length; the first 256 characters decide whether a password is
     // a common one.
     let head: String = password.chars().take(256).collect();
     let estimate = zxcvbn::zxcvbn(&head, &[username, "dashboard"]);
     if estimate.score() < zxcvbn::Score::Three {
-        return Err("The password is too common or too easy to guess. A few unrelated words make a good one.".into());
+        return Err("the password is too common or too easy to guess; a few unrelated words make a good one".into());
     }
     Ok(())
 }

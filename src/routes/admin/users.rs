@@ -41,6 +41,9 @@ struct UserView {
     last_login: String,
     live_sessions: i64,
     is_me: bool,
+    /// The only active admin: disabling them would leave no one to administer, so it is not offered
+    /// (the service refuses it anyway).
+    last_admin: bool,
     /// `totp passkey`, `totp`, `passkey` or `none`.
     mfa: String,
     /// The address, or empty.
@@ -68,6 +71,7 @@ async fn users_page(
         Ok((all, counts, crate::db::factors::factors_by_user(conn)?, locks))
     })
     .await?;
+    let active_admins = all.iter().filter(|u| u.role == "admin" && !u.is_disabled()).count();
     let users = all
         .iter()
         .map(|u| UserView {
@@ -77,6 +81,7 @@ async fn users_page(
             last_login: u.last_login_at.map_or_else(|| "never".to_owned(), format_ms),
             live_sessions: counts.get(&u.id).copied().unwrap_or(0),
             is_me: u.id == user.user_id,
+            last_admin: active_admins == 1 && u.role == "admin" && !u.is_disabled(),
             mfa: factors.get(&u.id).copied().unwrap_or_default().names(),
             email: u.email.clone().unwrap_or_default(),
             locked_until: locks.get(&throttle::user_key(&u.username)).copied().map(format_ms),
