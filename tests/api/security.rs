@@ -254,7 +254,8 @@ async fn a13_the_form_posts_credentials_and_lets_password_managers_work(kind: Db
     let html = app.get("/login").await.text().await.unwrap();
     assert!(html.contains(r#"<form method="post" action="/login""#));
     assert!(html.contains(r#"name="password" type="password" autocomplete="current-password""#));
-    assert!(html.contains(r#"autocomplete="username""#));
+    // The username field also offers passkeys (autofill): they work on the default localhost URL.
+    assert!(html.contains(r#"autocomplete="username webauthn""#));
     assert!(!html.contains(r#"autocomplete="off""#));
 }
 
