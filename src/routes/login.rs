@@ -142,7 +142,7 @@ pub(crate) fn answer(state: &AppState, outcome: Outcome) -> Result<Result<HttpRe
             return Ok(Ok(res));
         }
         Outcome::Locked { until } => locked(until, state.now_ms())?,
-        Outcome::Refused(Refused::StartAgain) => see_other("/login"),
+        Outcome::Refused(Refused::StartAgain) => return start_again(state).map(Ok),
         Outcome::Refused(other) => return Ok(Err(other)),
     };
     res.add_cookie(&pending::removal(state)).map_err(|e| AppError::Internal(e.into()))?;
@@ -151,5 +151,7 @@ pub(crate) fn answer(state: &AppState, outcome: Outcome) -> Result<Result<HttpRe
 
 /// `303` to `/login`, forgetting the pending sign-in.
 pub(crate) fn start_again(state: &AppState) -> Result<HttpResponse, AppError> {
-    answer(state, Outcome::Refused(Refused::StartAgain))?.map_err(|_| AppError::Internal(anyhow::anyhow!("no answer")))
+    let mut res = see_other("/login");
+    res.add_cookie(&pending::removal(state)).map_err(|e| AppError::Internal(e.into()))?;
+    Ok(res)
 }

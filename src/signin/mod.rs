@@ -74,12 +74,6 @@ impl FromRequest for Visit {
     }
 }
 
-impl Visit {
-    pub fn now_ms(&self) -> i64 {
-        self.state.now_ms()
-    }
-}
-
 /// How a sign-in step ended.
 #[derive(Debug)]
 pub enum Outcome {

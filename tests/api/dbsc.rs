@@ -22,7 +22,21 @@ both_databases!(
     only_the_key_renews_the_cookie_over_a_fresh_challenge_once,
     a_copied_cookie_works_until_it_expires_and_never_renews,
     with_dbsc_off_or_over_http_nothing_is_offered,
+    admins_see_bound_sessions_marked_and_counted,
 );
+
+async fn admins_see_bound_sessions_marked_and_counted(kind: DbKind) {
+    let app = https_app(kind, |_| {}).await;
+    app.create_user("root", dashboard::db::users::Role::Admin).await;
+    let (b, key) = (Browser::new(&app.address), Key::new());
+    bound_session(&b, &key).await;
+    let admin = Browser::new(&app.address);
+    assert_eq!(location(&admin.sign_in_as("root").await), "/");
+    let overview = admin.get("/admin").await.text().await.unwrap();
+    assert!(overview.contains("<span id=\"live-bound\">1</span>"), "the overview counts the bound session");
+    let sessions = admin.get("/admin/sessions").await.text().await.unwrap();
+    assert_eq!(sessions.matches("data-bound=\"bound\"").count(), 1, "only alice's session is bound");
+}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -104,9 +118,13 @@ impl Browser {
     }
 
     async fn sign_in(&self) -> reqwest::Response {
+        self.sign_in_as("alice").await
+    }
+
+    async fn sign_in_as(&self, name: &str) -> reqwest::Response {
         let html = self.get("/login").await.text().await.unwrap();
         let token = csrf_from(&html);
-        let form = [("username", "alice"), ("password", PASSWORD), ("csrf_token", &token)];
+        let form = [("username", name), ("password", PASSWORD), ("csrf_token", &token)];
         self.send(self.client.post(format!("{}/login", self.base)).form(&form)).await
     }
 

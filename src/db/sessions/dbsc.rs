@@ -10,7 +10,6 @@ use crate::db::DbConn;
 /// What a signed request for session `id` is checked against.
 #[derive(Clone, Debug, Queryable)]
 pub struct Binding {
-    pub user_id: String,
     /// The registered key (a JWK), once there is one.
     pub key: Option<String>,
     pub challenge: Option<String>,
@@ -21,7 +20,7 @@ pub fn binding(conn: &mut DbConn, id: &str, now: i64) -> QueryResult<Option<Bind
     sessions::table
         .find(id)
         .filter(sessions::idle_expires_at.gt(now))
-        .select((sessions::user_id, sessions::dbsc_key, sessions::dbsc_challenge))
+        .select((sessions::dbsc_key, sessions::dbsc_challenge))
         .first(conn)
         .optional()
 }
